@@ -1,0 +1,1 @@
+"""The consuming stages: parse (news.raw -> news.items) and dedup (news.items -> news.published)."""

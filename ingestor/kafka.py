@@ -1,0 +1,91 @@
+"""Kafka clients built from config, topic set-up, and the commit-after-ack consume loop."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from ingestor.config import KafkaConfig, TopicsConfig
+
+
+@dataclass(frozen=True)
+class KafkaConnection:
+    """Where the brokers are (``embedded`` already resolved) and how to talk to them."""
+
+    bootstrap_servers: str
+    config: KafkaConfig
+
+    def client_kwargs(self) -> dict[str, Any]:
+        cfg = self.config
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "client_id": cfg.client_id,
+            "request_timeout_ms": int(cfg.request_timeout * 1000),
+            "security_protocol": cfg.security_protocol,
+        }
+        if cfg.security_protocol in ("SSL", "SASL_SSL"):
+            context = ssl.create_default_context(cafile=str(cfg.ssl_cafile) if cfg.ssl_cafile else None)
+            if cfg.ssl_certfile:
+                context.load_cert_chain(str(cfg.ssl_certfile), str(cfg.ssl_keyfile) if cfg.ssl_keyfile else None)
+            kwargs["ssl_context"] = context
+        if cfg.security_protocol.startswith("SASL"):
+            kwargs["sasl_mechanism"] = cfg.sasl_mechanism or "PLAIN"
+            kwargs["sasl_plain_username"] = cfg.sasl_username
+            kwargs["sasl_plain_password"] = cfg.sasl_password
+        return kwargs
+
+    def producer(self, **overrides: Any) -> AIOKafkaProducer:
+        """acks=all, and a linger short enough that freshness stays in the milliseconds."""
+        kwargs = self.client_kwargs()
+        kwargs.update(acks="all", linger_ms=5, max_request_size=16 * 1024 * 1024, compression_type=None)
+        kwargs.update(overrides)
+        return AIOKafkaProducer(**kwargs)
+
+    def consumer(self, *topics: str, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
+        """Manual commits only: offsets are committed by the stage after its output is acked."""
+        kwargs = self.client_kwargs()
+        kwargs.update(
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+            fetch_max_bytes=32 * 1024 * 1024,
+        )
+        kwargs.update(overrides)
+        return AIOKafkaConsumer(*topics, **kwargs)
+
+    def admin(self) -> AIOKafkaAdminClient:
+        kwargs = self.client_kwargs()
+        kwargs.pop("client_id", None)
+        return AIOKafkaAdminClient(client_id=f"{self.config.client_id}-admin", **kwargs)
+
+
+async def ensure_topics(connection: KafkaConnection, topics: TopicsConfig) -> list[str]:
+    """Create the pipeline's topics if missing; raw, items and published share a partition count
+    because dedup relies on items and published being co-partitioned."""
+    wanted = [
+        NewTopic(topics.raw, topics.partitions, topics.replication_factor),
+        NewTopic(topics.items, topics.partitions, topics.replication_factor),
+        NewTopic(topics.published, topics.partitions, topics.replication_factor),
+        NewTopic(topics.dlq, topics.partitions, topics.replication_factor),
+        NewTopic(topics.feeds, topics.partitions, topics.replication_factor,
+                 topic_configs={"cleanup.policy": "compact"}),
+    ]  # fmt: skip
+    admin = connection.admin()
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [topic for topic in wanted if topic.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+        return [topic.name for topic in missing]
+    finally:
+        await admin.close()
