@@ -121,6 +121,9 @@ class FeedConfig(_Section):
     user_agent: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     enabled: bool = True
+    username: str | None = Field(default=None, description="HTTP basic auth, sent to the feed's own origin only")
+    password: str | None = None
+    proxy: str | None = Field(default=None, description="http(s) proxy URL for this feed; fetch.proxy")
 
     @field_validator("url")
     @classmethod
@@ -146,6 +149,14 @@ class FetchConfig(_Section):
     per_host_concurrency: int = Field(default=2, ge=1)
     global_concurrency: int = Field(default=100, ge=1)
     retries: int = Field(default=2, ge=0, le=10, description="in-fetch retries of transient errors")
+    retry_backoff: Duration = Field(default=0.5, description="first in-fetch retry delay (doubles, jittered)")
+    retry_backoff_max: Duration = 8.0
+    proxy: str | None = Field(default=None, description="http(s) proxy URL for every feed")
+    allowed_networks: list[str] = Field(
+        default_factory=list, description="CIDRs the private-network guard lets through (e.g. a proxy)"
+    )
+    startup_spread: Duration = Field(default=10.0, description="first fetches spread over this window")
+    shutdown_grace: Duration = Field(default=3.0, description="in-flight fetches finish within this on stop")
 
 
 class ConsumerStageConfig(_Section):

@@ -1,0 +1,1 @@
+"""Dedup stage: publish an item only when its id is new or its content changed."""

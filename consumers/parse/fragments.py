@@ -1,0 +1,144 @@
+"""Ids and item construction shared by every live-page shape.
+
+The id scheme (ARCHITECTURE.md "Identity, versions and time") lives here so the text,
+JSON-LD, microdata and block shapes give a fragment the same id whichever of them read it:
+
+* page (article) item: ``stable_id("page", canonical_url)``;
+* fragment with its own anchor/id: ``stable_id("live", canonical_url, anchor)``;
+* fragment without one: ``stable_id("live", canonical_url, first-published UTC, normalised
+  headline)``, and for a headline-less one the headline is replaced by its position among
+  the page's fragments with the same time, counted from the oldest (insertions arrive on
+  top, so that position does not move).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import urldefrag
+
+from consumers.parse.document import RawDocument
+from consumers.parse.furniture import detect_language, normalize_headline
+from ingestor.models import NewsItem, content_hash, format_utc, stable_id
+
+__all__ = ["Fragment", "build_items", "fragment_url", "make_article", "page_id"]
+
+
+def page_id(canonical_url: str) -> str:
+    return stable_id("page", urldefrag(canonical_url)[0])
+
+
+def fragment_url(canonical_url: str, anchor: str | None) -> str:
+    base = urldefrag(canonical_url)[0]
+    return f"{base}#{anchor}" if anchor else base
+
+
+@dataclass(slots=True)
+class Fragment:
+    """One live update as a shape module found it, before it becomes a NewsItem."""
+
+    title: str
+    body: str
+    published_at: datetime | None
+    updated_at: datetime | None = None
+    anchor: str | None = None
+    url: str | None = None
+    authors: list[str] = field(default_factory=list)
+
+
+def _fragment_key(canonical: str, frag: Fragment, ordinal: int) -> str:
+    if frag.anchor:
+        return stable_id("live", urldefrag(canonical)[0], frag.anchor)
+    when = format_utc(frag.published_at) if frag.published_at else ""
+    headline = normalize_headline(frag.title)
+    if not headline:
+        headline = f"#{ordinal}"
+    return stable_id("live", urldefrag(canonical)[0], when, headline)
+
+
+def build_items(
+    doc: RawDocument,
+    canonical: str,
+    fragments: list[Fragment],
+    *,
+    article: NewsItem | None = None,
+) -> list[NewsItem]:
+    """Fragments (newest first, as the page lists them) as ``live_update`` items.
+
+    Repeated anchors (a pinned copy of a post shown again in the stream) keep the first
+    occurrence only.  The article item, when given, comes first and is every fragment's
+    parent; without one the parent is still the page id, so fragments of the same page
+    group together downstream.
+    """
+    parent = article.id if article is not None else page_id(canonical)
+    seen_ids: set[str] = set()
+    # Headline-less ordinals count from the oldest so an insertion on top changes nothing.
+    ordinals: dict[tuple[str, str], int] = {}
+    keyed: list[tuple[Fragment, int]] = []
+    for frag in reversed(fragments):
+        when = format_utc(frag.published_at) if frag.published_at else ""
+        key = (when, normalize_headline(frag.title))
+        ordinal = ordinals.get(key, 0)
+        ordinals[key] = ordinal + 1
+        keyed.append((frag, ordinal))
+    keyed.reverse()
+
+    out: list[NewsItem] = [article] if article is not None else []
+    for frag, ordinal in keyed:
+        item_id = _fragment_key(canonical, frag, ordinal)
+        if item_id in seen_ids:
+            continue
+        seen_ids.add(item_id)
+        url = frag.url or fragment_url(canonical, frag.anchor)
+        language = detect_language(f"{frag.title}\n{frag.body}", doc.language)
+        out.append(
+            NewsItem(
+                id=item_id,
+                kind="live_update",
+                source=doc.feed_id,
+                url=url,
+                title=frag.title,
+                body=frag.body,
+                authors=frag.authors,
+                language=language,
+                published_at=frag.published_at,
+                updated_at=frag.updated_at,
+                fetched_at=doc.fetched_at,
+                parent_id=parent,
+                content_hash=content_hash(title=frag.title, body=frag.body, authors=frag.authors, url=url),
+            )
+        )
+    return out
+
+
+def make_article(
+    doc: RawDocument,
+    canonical: str,
+    *,
+    title: str,
+    body: str,
+    authors: list[str],
+    published_at: datetime | None,
+    updated_at: datetime | None,
+    summary: str | None = None,
+    categories: list[str] | None = None,
+    language: str | None = None,
+) -> NewsItem:
+    """The page's own item (kind ``article``)."""
+    url = urldefrag(canonical)[0]
+    return NewsItem(
+        id=page_id(canonical),
+        kind="article",
+        source=doc.feed_id,
+        url=url,
+        title=title,
+        body=body,
+        summary=summary,
+        authors=authors,
+        categories=categories or [],
+        language=language or detect_language(f"{title}\n{body}", doc.language),
+        published_at=published_at,
+        updated_at=updated_at,
+        fetched_at=doc.fetched_at,
+        content_hash=content_hash(title=title, body=body, authors=authors, url=url, summary=summary),
+    )

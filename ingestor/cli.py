@@ -1,0 +1,324 @@
+"""`ingestor`: run the daemon, parse saved documents, tail topics, run a broker."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from ingestor.config import ConfigError, Settings, load_settings
+from ingestor.logging import configure_logging
+
+DEFAULT_CONFIG = Path("config.yaml")
+EXIT_CONFIG = 2
+_CONTENT_TYPES = {
+    ".xml": "application/xml", ".rss": "application/rss+xml", ".atom": "application/atom+xml",
+    ".rdf": "application/rdf+xml", ".json": "application/json", ".html": "text/html",
+    ".htm": "text/html", ".txt": "text/plain",
+}  # fmt: skip
+
+
+def _settings(path: str | None, *, required: bool) -> Settings:
+    """The config file named, else ./config.yaml if present, else defaults (when allowed)."""
+    if path is None and not DEFAULT_CONFIG.exists() and not required:
+        return load_settings(None)
+    return load_settings(Path(path) if path else DEFAULT_CONFIG)
+
+
+# ---- run ---------------------------------------------------------------------------------------
+
+
+def _install_signal_handlers(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    log = structlog.get_logger("ingestor.cli")
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            log.info("shutdown_requested", signal=signal.Signals(signum).name)
+            stop.set()
+        else:
+            log.warning("shutdown_forced", signal=signal.Signals(signum).name)
+            # The embedded broker dies with us (PR_SET_PDEATHSIG); nothing else to clean.
+            os._exit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        settings = _settings(args.config, required=args.config is not None)
+    except ConfigError as exc:
+        print(f"ingestor: configuration error\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(args.log_level or settings.logging.level, args.log_format or settings.logging.format)
+    stages = args.stage or ["fetch", "parse", "dedup"]
+    from ingestor.runtime import run_until
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _install_signal_handlers(asyncio.get_running_loop(), stop)
+        await run_until(settings, stages, stop)
+
+    try:
+        asyncio.run(main())
+    except Exception as exc:  # noqa: BLE001 - one clear line, not a traceback
+        structlog.get_logger("ingestor.cli").error("daemon_failed", error=f"{type(exc).__name__}: {exc}")
+        return 1
+    return 0
+
+
+# ---- parse -------------------------------------------------------------------------------------
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    from consumers.parse import ParseError, RawDocument, parse_document
+    from ingestor.models import item_to_json
+
+    configure_logging("ERROR", "json", stream=sys.stderr)
+    try:
+        fetched_at = (
+            datetime.fromisoformat(args.fetched_at.replace("Z", "+00:00")) if args.fetched_at else datetime.now(UTC)
+        )
+        if fetched_at.tzinfo is None:
+            raise ValueError("needs an offset, e.g. 2024-11-04T12:00:00Z")
+    except ValueError as exc:
+        print(f"ingestor parse: --fetched-at {args.fetched_at!r}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        from ingestor.config import _check_timezone
+
+        _check_timezone(args.timezone)
+    except ValueError as exc:
+        print(f"ingestor parse: --timezone: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    failed = 0
+    out = sys.stdout.buffer
+    for name in args.paths:
+        path = Path(name)
+        try:
+            body = path.read_bytes()
+        except OSError as exc:
+            print(f"{name}: unreadable: {exc.strerror or exc}", file=sys.stderr)
+            failed += 1
+            continue
+        doc = RawDocument(
+            body=body,
+            url=args.url or path.resolve().as_uri(),
+            feed_id=args.feed_id,
+            fetched_at=fetched_at,
+            content_type=args.content_type or _CONTENT_TYPES.get(path.suffix.lower()),
+            timezone=args.timezone,
+            format=args.format,
+            language=args.language,
+        )
+        try:
+            items = parse_document(doc)
+        except ParseError as exc:
+            print(f"{name}: {exc.reason}: {exc.message}", file=sys.stderr)
+            failed += 1
+            continue
+        except Exception as exc:  # noqa: BLE001 - never a traceback
+            print(f"{name}: crash: {type(exc).__name__}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        for item in items:
+            out.write(item_to_json(item) + b"\n")
+        out.flush()
+    return 1 if failed else 0
+
+
+# ---- tail --------------------------------------------------------------------------------------
+
+
+def _bootstrap_for_tools(settings: Settings) -> str:
+    if not settings.kafka.is_embedded:
+        return settings.kafka.bootstrap_servers
+    from ingestor.broker import read_records
+
+    records = read_records(settings.kafka.embedded.state_dir)
+    if not records:
+        raise ConfigError(
+            "kafka.bootstrap_servers is 'embedded' but no running `ingestor run` with an embedded broker "
+            "was found on this machine; start one, or pass a config that names a broker"
+        )
+    return records[0].bootstrap_servers
+
+
+def _render_value(value: bytes | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except (ValueError, UnicodeDecodeError):
+        return value.decode("utf-8", "replace")
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    try:
+        settings = _settings(args.config, required=args.config is not None)
+        bootstrap = args.bootstrap_servers or _bootstrap_for_tools(settings)
+    except ConfigError as exc:
+        print(f"ingestor tail: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging("ERROR", "json", stream=sys.stderr)
+    from aiokafka import TopicPartition
+
+    from ingestor.kafka import KafkaConnection
+
+    async def main() -> int:
+        connection = KafkaConnection(bootstrap, settings.kafka)
+        consumer = connection.consumer(group_id=None)
+        await consumer.start()
+        printed = 0
+        try:
+            partitions = consumer.partitions_for_topic(args.topic)
+            if partitions is None:
+                await consumer.topics()
+                partitions = consumer.partitions_for_topic(args.topic)
+            if not partitions:
+                print(f"ingestor tail: no topic {args.topic!r} on {bootstrap}", file=sys.stderr)
+                return 1
+            tps = [TopicPartition(args.topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            if args.from_beginning:
+                await consumer.seek_to_beginning(*tps)
+            else:
+                await consumer.seek_to_end(*tps)
+            loop = asyncio.get_running_loop()
+            idle_since = loop.time()
+            while args.max is None or printed < args.max:
+                batch = await consumer.getmany(timeout_ms=200)
+                records = sorted((r for rs in batch.values() for r in rs), key=lambda r: r.timestamp)
+                for record in records:
+                    line = {
+                        "topic": record.topic, "partition": record.partition, "offset": record.offset,
+                        "timestamp": record.timestamp,
+                        "key": record.key.decode("utf-8", "replace") if record.key is not None else None,
+                        "headers": {k: v.decode("utf-8", "replace") for k, v in record.headers or ()},
+                        "value": _render_value(record.value),
+                    }  # fmt: skip
+                    sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+                    printed += 1
+                    if args.max is not None and printed >= args.max:
+                        break
+                sys.stdout.flush()
+                if records:
+                    idle_since = loop.time()
+                elif args.timeout is not None and loop.time() - idle_since >= args.timeout:
+                    break
+        finally:
+            await consumer.stop()
+        return 0
+
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(main())
+    return 0
+
+
+# ---- broker / schema ---------------------------------------------------------------------------
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    """Run only the embedded broker (for running the stages as separate processes)."""
+    try:
+        settings = _settings(args.config, required=args.config is not None)
+    except ConfigError as exc:
+        print(f"ingestor broker: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.logging.level, args.log_format or settings.logging.format)
+    from ingestor.broker import EmbeddedBroker
+    from ingestor.kafka import KafkaConnection, ensure_topics
+
+    embedded = settings.kafka.embedded.model_copy(
+        update={k: v for k, v in {"port": args.port, "storage": args.storage}.items() if v is not None}
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _install_signal_handlers(asyncio.get_running_loop(), stop)
+        broker = EmbeddedBroker(embedded)
+        try:
+            address = await broker.start()
+            await ensure_topics(KafkaConnection(address, settings.kafka), settings.topics)
+            print(address, file=sys.stderr, flush=True)
+            await stop.wait()
+        finally:
+            await broker.stop()
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from ingestor.models import json_schema
+
+    print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+    return 0
+
+
+# ---- entry point -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ingestor", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon until SIGTERM/SIGINT")
+    run.add_argument("--config", help="config file (default ./config.yaml)")
+    run.add_argument("--stage", action="append", choices=["fetch", "parse", "dedup"],
+                     help="run only this stage (repeatable); default all three")  # fmt: skip
+    run.add_argument("--log-format", choices=["auto", "json", "console"])
+    run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.set_defaults(func=cmd_run)
+
+    parse = sub.add_parser("parse", help="parse saved documents and print items as JSON lines")
+    parse.add_argument("paths", nargs="+", metavar="PATH")
+    parse.add_argument("--url", help="the document's URL (default: its file:// URI)")
+    parse.add_argument("--timezone", default="UTC", help="the publisher's IANA time zone")
+    parse.add_argument("--content-type", help="default: from the file extension, else sniffed")
+    parse.add_argument("--fetched-at", help="RFC 3339 fetch time (default now)")
+    parse.add_argument("--feed-id", default="local", help="the feed id items are attributed to")
+    parse.add_argument("--format", default="auto", choices=["auto", "feed", "text", "html"])
+    parse.add_argument("--language", help="language when the document does not say")
+    parse.set_defaults(func=cmd_parse)
+
+    tail = sub.add_parser("tail", help="print a topic's messages as JSON lines")
+    tail.add_argument("topic")
+    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--max", type=int, help="stop after N messages")
+    tail.add_argument("--timeout", type=float, help="stop after SECONDS without a message")
+    tail.add_argument("--config")
+    tail.add_argument("--bootstrap-servers", help="override the config's brokers")
+    tail.set_defaults(func=cmd_tail)
+
+    broker = sub.add_parser("broker", help="run only the embedded broker (prints its address)")
+    broker.add_argument("--config")
+    broker.add_argument("--port", type=int)
+    broker.add_argument("--storage", help="memory://tansu/ or s3://bucket/")
+    broker.add_argument("--log-format", choices=["auto", "json", "console"])
+    broker.set_defaults(func=cmd_broker)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of published items")
+    schema.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

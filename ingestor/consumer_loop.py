@@ -1,0 +1,303 @@
+"""The commit-after-ack consume loop every consuming stage runs.
+
+Input is at-least-once: for each batch the loop hands every record to the stage's handler,
+sends everything the handler returned, waits until the broker acknowledged all of it, and
+only then commits the batch's offsets.  A record the handler refuses goes to the DLQ (with
+its original key, value and headers plus the reason) and counts as handled, so one poison
+message never stops a partition.  Any broker error tears the consumer down; the supervisor
+builds a new one, which resumes from the committed offsets (and re-runs the stage's
+assignment hook, e.g. dedup's state restore), so nothing half-done is ever trusted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+
+from ingestor import headers as hdr
+from ingestor.kafka import KafkaConnection
+from ingestor.models import format_utc
+
+log = structlog.get_logger("ingestor.consumer")
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One message a handler wants produced before its input may be committed."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: hdr.Headers = field(default_factory=list)
+    partition: int | None = None
+
+
+class Refused(Exception):
+    """The handler's verdict that a record is poison: it goes to the DLQ under ``error_type``."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+
+
+class RecordHandler(Protocol):
+    async def __call__(self, record: ConsumerRecord[bytes, bytes]) -> list[Output]: ...
+
+
+PartitionHook = Callable[[set[TopicPartition]], Awaitable[None]]
+
+
+def dlq_output(
+    record: ConsumerRecord[bytes, bytes], *, stage: str, dlq_topic: str, error_type: str, message: str
+) -> Output:
+    """The original bytes, untouched, with the reason and the source position in headers."""
+    original = [(name, value) for name, value in (record.headers or ()) if not name.startswith("dlq-")]
+    extra = hdr.build(
+        [
+            (hdr.DLQ_STAGE, stage),
+            (hdr.DLQ_ERROR_TYPE, error_type),
+            (hdr.DLQ_ERROR_MESSAGE, message[:2000]),
+            (hdr.DLQ_SOURCE_TOPIC, record.topic),
+            (hdr.DLQ_SOURCE_PARTITION, str(record.partition)),
+            (hdr.DLQ_SOURCE_OFFSET, str(record.offset)),
+            (hdr.DLQ_FAILED_AT, format_utc(datetime.now(UTC))),
+        ]
+    )
+    return Output(dlq_topic, record.key, record.value, [*original, *extra])
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, loop: ConsumeLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._loop.handle_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._loop.handle_assigned(set(assigned))
+
+
+@dataclass
+class LoopStats:
+    """What the loop has done, for readiness checks, metrics and `ingestor status`."""
+
+    records: int = 0
+    produced: int = 0
+    refused: int = 0
+    batches: int = 0
+    last_batch_at: float | None = None
+    assigned: set[TopicPartition] = field(default_factory=set)
+    connected: bool = False
+    restarts: int = 0
+
+
+class ConsumeLoop:
+    """One stage's consumer group member: consume, handle, produce, wait for acks, commit."""
+
+    def __init__(
+        self,
+        *,
+        stage: str,
+        connection: KafkaConnection,
+        topics: Sequence[str],
+        group_id: str,
+        handler: RecordHandler,
+        dlq_topic: str,
+        max_batch: int = 200,
+        max_message_bytes: int = 20 * 1024 * 1024,
+        on_assigned: PartitionHook | None = None,
+        on_revoked: PartitionHook | None = None,
+        consumer_overrides: dict[str, Any] | None = None,
+    ) -> None:
+        self.stage = stage
+        self._connection = connection
+        self._topics = list(topics)
+        self._group_id = group_id
+        self._handler = handler
+        self._dlq_topic = dlq_topic
+        self._max_batch = max_batch
+        self._max_message_bytes = max_message_bytes
+        self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
+        self._consumer_overrides = consumer_overrides or {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._batch_lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.stats = LoopStats()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._supervise(), name=f"{self.stage}-consume-loop")
+
+    async def stop(self, timeout: float = 8.0) -> None:
+        """Finish the batch in hand, commit it, leave the group."""
+        self._stopping.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
+            log.warning("stage_stop_timeout", stage=self.stage, timeout_s=timeout)
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._task = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _supervise(self) -> None:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            wait=wait_exponential_jitter(initial=0.5, max=30.0),
+            before_sleep=lambda state: log.warning(
+                "stage_restarting",
+                stage=self.stage,
+                attempt=state.attempt_number,
+                error=repr(state.outcome.exception()) if state.outcome else None,
+                retry_in_s=round(state.upcoming_sleep, 2),
+            ),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                if self._stopping.is_set():
+                    return
+                await self._run_once()
+                self.stats.restarts += 1
+
+    async def _run_once(self) -> None:
+        consumer = self._connection.consumer(group_id=self._group_id, **self._consumer_overrides)
+        producer = self._connection.producer()
+        self._consumer, self._producer = consumer, producer
+        try:
+            await producer.start()
+            consumer.subscribe(self._topics, listener=_Listener(self))
+            await consumer.start()
+            self.stats.connected = True
+            log.info("stage_consuming", stage=self.stage, topics=self._topics, group=self._group_id)
+            while not self._stopping.is_set():
+                batch = await consumer.getmany(timeout_ms=250, max_records=self._max_batch)
+                if batch:
+                    async with self._batch_lock:
+                        await self._process_batch(consumer, producer, batch)
+        finally:
+            self.stats.connected = False
+            await self._close(consumer, producer)
+
+    async def _close(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+        # aiokafka does not call the revoke listener on stop: commit is already done per batch,
+        # but give the stage's revoke hook a chance to drop its state.
+        if self._on_revoked is not None and self.stats.assigned:
+            try:
+                await self._on_revoked(set(self.stats.assigned))
+            except Exception as exc:  # noqa: BLE001 - closing must go on
+                log.warning("revoke_hook_failed", stage=self.stage, error=repr(exc))
+        self.stats.assigned = set()
+        for closer in (consumer.stop, producer.stop):
+            try:
+                await asyncio.wait_for(closer(), 5.0)
+            except Exception as exc:  # noqa: BLE001 - closing must go on
+                log.warning("client_close_failed", stage=self.stage, error=repr(exc))
+        self._consumer = self._producer = None
+
+    # ---- rebalance -------------------------------------------------------------------------
+
+    async def handle_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Waiting for the batch lock means the batch in hand is produced, acked and committed
+        # before the partitions move: the next owner starts exactly after it.
+        async with self._batch_lock:
+            self.stats.assigned -= revoked
+            if self._on_revoked is not None:
+                await self._on_revoked(revoked)
+        log.info("partitions_revoked", stage=self.stage, partitions=sorted(tp.partition for tp in revoked))
+
+    async def handle_assigned(self, assigned: set[TopicPartition]) -> None:
+        if self._on_assigned is not None:
+            await self._on_assigned(assigned)
+        self.stats.assigned |= assigned
+        log.info("partitions_assigned", stage=self.stage, partitions=sorted(tp.partition for tp in assigned))
+
+    # ---- the batch ----------------------------------------------------------------------------
+
+    async def _process_batch(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+    ) -> None:
+        pending: list[asyncio.Future[Any]] = []
+        offsets: dict[TopicPartition, int] = {}
+        for tp, records in batch.items():
+            if tp not in consumer.assignment():
+                continue  # revoked while we waited for the lock; the new owner has it
+            for record in records:
+                for output in await self._handle(record):
+                    future = await producer.send(
+                        output.topic,
+                        output.value,
+                        key=output.key,
+                        partition=output.partition,
+                        headers=output.headers or None,
+                    )
+                    pending.append(future)
+                self.stats.records += 1
+            offsets[tp] = records[-1].offset + 1
+        if pending:
+            await asyncio.gather(*pending)  # every output acknowledged (acks=all) ...
+            self.stats.produced += len(pending)
+        if offsets:
+            try:
+                await consumer.commit(offsets)  # ... before the input is committed
+            except CommitFailedError as exc:
+                # The group moved on while we worked: the new owner re-reads from the last
+                # commit, and what we produced is recognised downstream by its ids.
+                log.warning("commit_failed_rebalanced", stage=self.stage, error=str(exc))
+        self.stats.batches += 1
+        self.stats.last_batch_at = time.time()
+
+    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
+        size = len(record.value or b"")
+        if size > self._max_message_bytes:
+            return [self._refuse(record, "too_large", f"{size} bytes > {self._max_message_bytes}")]
+        try:
+            return await self._handler(record)
+        except Refused as exc:
+            return [self._refuse(record, exc.error_type, exc.message)]
+        except Exception as exc:  # noqa: BLE001 - a crash on one record must not stop the stage
+            log.exception("handler_crashed", stage=self.stage, topic=record.topic,
+                          partition=record.partition, offset=record.offset)  # fmt: skip
+            return [self._refuse(record, "crash", f"{type(exc).__name__}: {exc}")]
+
+    def _refuse(self, record: ConsumerRecord[bytes, bytes], error_type: str, message: str) -> Output:
+        self.stats.refused += 1
+        log.warning(
+            "message_refused",
+            stage=self.stage,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error_type=error_type,
+            error=message[:500],
+            dlq=self._dlq_topic,
+        )
+        return dlq_output(record, stage=self.stage, dlq_topic=self._dlq_topic, error_type=error_type,
+                          message=message)  # fmt: skip

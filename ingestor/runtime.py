@@ -1,0 +1,154 @@
+"""The daemon: broker (embedded or not), topics, and the stages, started and stopped in order.
+
+Stages are started downstream first (dedup, parse, fetch) so nothing waits on a stage that is
+not there yet, and stopped upstream first (fetch, parse, dedup) so each stage can drain what
+the one before it produced.  One shared deadline keeps the whole shutdown under 10 seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Literal, Protocol
+
+import structlog
+from aiokafka.errors import KafkaError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+
+from ingestor.broker import EmbeddedBroker, read_records
+from ingestor.config import Settings
+from ingestor.kafka import KafkaConnection, ensure_topics
+
+log = structlog.get_logger("ingestor.runtime")
+
+StageName = Literal["fetch", "parse", "dedup"]
+ALL_STAGES: tuple[StageName, ...] = ("fetch", "parse", "dedup")
+_START_ORDER: tuple[StageName, ...] = ("dedup", "parse", "fetch")
+SHUTDOWN_BUDGET_S = 8.0
+
+
+class Stage(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class TopicLayoutError(RuntimeError):
+    """news.items and news.published differ in partitions: dedup would publish twice."""
+
+
+def build_stage(name: StageName, settings: Settings, connection: KafkaConnection) -> Stage:
+    if name == "fetch":
+        from ingestor.fetch.service import FetchStage
+
+        return FetchStage(settings, connection)
+    if name == "parse":
+        from consumers.parse.service import ParseStage
+
+        return ParseStage(settings, connection)
+    from consumers.dedup.service import DedupStage
+
+    return DedupStage(settings, connection)
+
+
+async def check_copartitioned(connection: KafkaConnection, settings: Settings) -> None:
+    consumer = connection.consumer(group_id=None)
+    await consumer.start()
+    try:
+        items = consumer.partitions_for_topic(settings.topics.items) or set()
+        published = consumer.partitions_for_topic(settings.topics.published) or set()
+        if not items or not published:
+            await consumer.topics()  # refresh metadata once
+            items = consumer.partitions_for_topic(settings.topics.items) or set()
+            published = consumer.partitions_for_topic(settings.topics.published) or set()
+    finally:
+        await consumer.stop()
+    if len(items) != len(published):
+        raise TopicLayoutError(
+            f"{settings.topics.items} has {len(items)} partitions but {settings.topics.published} has "
+            f"{len(published)}: they must be co-partitioned (same count) for dedup to be exact"
+        )
+
+
+class Daemon:
+    """Everything `ingestor run` starts, in one asyncio loop."""
+
+    def __init__(self, settings: Settings, stages: Sequence[StageName] = ALL_STAGES) -> None:
+        self.settings = settings
+        self.stage_names = [name for name in _START_ORDER if name in stages]
+        self.broker: EmbeddedBroker | None = None
+        self.connection: KafkaConnection | None = None
+        self.stages: dict[StageName, Stage] = {}
+
+    async def _bootstrap(self) -> str:
+        kafka = self.settings.kafka
+        if not kafka.is_embedded:
+            return kafka.bootstrap_servers
+        if set(self.stage_names) != set(ALL_STAGES):
+            # A single stage joins the embedded broker of a daemon already running here.
+            records = read_records(kafka.embedded.state_dir)
+            if records:
+                log.info("embedded_broker_found", bootstrap_servers=records[0].bootstrap_servers)
+                return records[0].bootstrap_servers
+        self.broker = EmbeddedBroker(kafka.embedded)
+        return await self.broker.start()
+
+    async def start(self) -> None:
+        bootstrap = await self._bootstrap()
+        self.connection = KafkaConnection(bootstrap, self.settings.kafka)
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type((KafkaError, OSError)),
+            wait=wait_exponential_jitter(initial=0.5, max=10),
+            stop=stop_after_delay(120),
+            reraise=True,
+        ):
+            with attempt:
+                if self.settings.topics.create:
+                    created = await ensure_topics(self.connection, self.settings.topics)
+                    if created:
+                        log.info("topics_created", topics=created, partitions=self.settings.topics.partitions)
+                if "dedup" in self.stage_names:
+                    await check_copartitioned(self.connection, self.settings)
+        for name in self.stage_names:
+            stage = build_stage(name, self.settings, self.connection)
+            await stage.start()
+            self.stages[name] = stage
+        log.info("daemon_started", stages=self.stage_names, bootstrap_servers=bootstrap,
+                 embedded=self.broker is not None)  # fmt: skip
+
+    async def stop(self) -> None:
+        deadline = time.monotonic() + SHUTDOWN_BUDGET_S
+        for name in reversed(self.stage_names):
+            stage = self.stages.pop(name, None)
+            if stage is None:
+                continue
+            remaining = max(0.5, deadline - time.monotonic())
+            try:
+                await asyncio.wait_for(stage.stop(), remaining)
+            except TimeoutError:
+                log.warning("stage_stop_timeout", stage=name)
+            except Exception as exc:  # noqa: BLE001 - the other stages must still stop
+                log.warning("stage_stop_failed", stage=name, error=repr(exc))
+        if self.broker is not None:
+            await self.broker.stop()
+            self.broker = None
+        log.info("daemon_stopped")
+
+
+async def run_until(settings: Settings, stages: Sequence[StageName], stop: asyncio.Event) -> None:
+    daemon = Daemon(settings, stages)
+    try:
+        start = asyncio.create_task(daemon.start())
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({start, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if start in done:
+            start.result()
+            await stopper
+        else:
+            start.cancel()
+            try:
+                await start
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
+                pass
+    finally:
+        await daemon.stop()
