@@ -130,11 +130,15 @@ class EmbeddedBroker:
             self.port = free_port(self.host)
         url = f"tcp://{self.bootstrap_servers}"
         args = [
-            binary, "broker",
-            "--listener-url", url,
-            "--advertised-listener-url", url,
-            "--storage-engine", self._config.storage,
-        ]  # fmt: skip
+            binary,
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            self._config.storage,
+        ]
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "warn")
         if self._log_path is not None:
@@ -146,7 +150,7 @@ class EmbeddedBroker:
             stdout=self._log_file or subprocess.DEVNULL,
             stderr=self._log_file or subprocess.DEVNULL,
             env=env,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for PDEATHSIG
+            preexec_fn=_die_with_parent,
             start_new_session=True,
         )
         try:
@@ -154,8 +158,12 @@ class EmbeddedBroker:
         except BaseException:
             await self.stop()
             raise
-        log.info("broker_started", bootstrap_servers=self.bootstrap_servers, pid=self._process.pid,
-                 storage=self._config.storage)  # fmt: skip
+        log.info(
+            "broker_started",
+            bootstrap_servers=self.bootstrap_servers,
+            pid=self._process.pid,
+            storage=self._config.storage,
+        )
         self._write_record()
         return self.bootstrap_servers
 
@@ -185,11 +193,15 @@ class EmbeddedBroker:
         try:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             path = directory / f"embedded-{os.getpid()}.json"
-            path.write_text(json.dumps({
-                "bootstrap_servers": self.bootstrap_servers,
-                "daemon_pid": os.getpid(),
-                "broker_pid": self._process.pid,
-            }))  # fmt: skip
+            path.write_text(
+                json.dumps(
+                    {
+                        "bootstrap_servers": self.bootstrap_servers,
+                        "daemon_pid": os.getpid(),
+                        "broker_pid": self._process.pid,
+                    }
+                )
+            )
             self._record_path = path
         except OSError as exc:
             log.warning("broker_record_not_written", error=str(exc))

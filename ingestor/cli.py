@@ -21,10 +21,15 @@ from ingestor.logging import configure_logging
 DEFAULT_CONFIG = Path("config.yaml")
 EXIT_CONFIG = 2
 _CONTENT_TYPES = {
-    ".xml": "application/xml", ".rss": "application/rss+xml", ".atom": "application/atom+xml",
-    ".rdf": "application/rdf+xml", ".json": "application/json", ".html": "text/html",
-    ".htm": "text/html", ".txt": "text/plain",
-}  # fmt: skip
+    ".xml": "application/xml",
+    ".rss": "application/rss+xml",
+    ".atom": "application/atom+xml",
+    ".rdf": "application/rdf+xml",
+    ".json": "application/json",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".txt": "text/plain",
+}
 
 
 def _settings(path: str | None, *, required: bool) -> Settings:
@@ -72,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(main())
-    except Exception as exc:  # noqa: BLE001 - one clear line, not a traceback
+    except Exception as exc:
         structlog.get_logger("ingestor.cli").error("daemon_failed", error=f"{type(exc).__name__}: {exc}")
         return 1
     return 0
@@ -88,7 +93,9 @@ def cmd_parse(args: argparse.Namespace) -> int:
     configure_logging("ERROR", "json", stream=sys.stderr)
     try:
         fetched_at = (
-            datetime.fromisoformat(args.fetched_at.replace("Z", "+00:00")) if args.fetched_at else datetime.now(UTC)
+            datetime.fromisoformat(args.fetched_at.replace("Z", "+00:00"))
+            if args.fetched_at
+            else datetime.now(UTC)
         )
         if fetched_at.tzinfo is None:
             raise ValueError("needs an offset, e.g. 2024-11-04T12:00:00Z")
@@ -128,7 +135,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
             print(f"{name}: {exc.reason}: {exc.message}", file=sys.stderr)
             failed += 1
             continue
-        except Exception as exc:  # noqa: BLE001 - never a traceback
+        except Exception as exc:
             print(f"{name}: crash: {type(exc).__name__}: {exc}", file=sys.stderr)
             failed += 1
             continue
@@ -202,12 +209,14 @@ def cmd_tail(args: argparse.Namespace) -> int:
                 records = sorted((r for rs in batch.values() for r in rs), key=lambda r: r.timestamp)
                 for record in records:
                     line = {
-                        "topic": record.topic, "partition": record.partition, "offset": record.offset,
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
                         "timestamp": record.timestamp,
                         "key": record.key.decode("utf-8", "replace") if record.key is not None else None,
                         "headers": {k: v.decode("utf-8", "replace") for k, v in record.headers or ()},
                         "value": _render_value(record.value),
-                    }  # fmt: skip
+                    }
                     sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
                     printed += 1
                     if args.max is not None and printed >= args.max:
@@ -276,8 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the daemon until SIGTERM/SIGINT")
     run.add_argument("--config", help="config file (default ./config.yaml)")
-    run.add_argument("--stage", action="append", choices=["fetch", "parse", "dedup"],
-                     help="run only this stage (repeatable); default all three")  # fmt: skip
+    run.add_argument(
+        "--stage",
+        action="append",
+        choices=["fetch", "parse", "dedup"],
+        help="run only this stage (repeatable); default all three",
+    )
     run.add_argument("--log-format", choices=["auto", "json", "console"])
     run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     run.set_defaults(func=cmd_run)

@@ -121,7 +121,9 @@ class FeedConfig(_Section):
     user_agent: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     enabled: bool = True
-    username: str | None = Field(default=None, description="HTTP basic auth, sent to the feed's own origin only")
+    username: str | None = Field(
+        default=None, description="HTTP basic auth, sent to the feed's own origin only"
+    )
     password: str | None = None
     proxy: str | None = Field(default=None, description="http(s) proxy URL for this feed; fetch.proxy")
 
@@ -157,6 +159,10 @@ class FetchConfig(_Section):
     )
     startup_spread: Duration = Field(default=10.0, description="first fetches spread over this window")
     shutdown_grace: Duration = Field(default=3.0, description="in-flight fetches finish within this on stop")
+    state_topic: str | None = Field(
+        default="news.fetch-state",
+        description="compacted topic keeping validators and schedule across restarts; null: none",
+    )
 
 
 class ConsumerStageConfig(_Section):

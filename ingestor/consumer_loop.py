@@ -12,6 +12,7 @@ assignment hook, e.g. dedup's state restore), so nothing half-done is ever trust
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,10 @@ class Refused(Exception):
         super().__init__(f"{error_type}: {message}")
         self.error_type = error_type
         self.message = message
+
+
+class RetryableStageError(Exception):
+    """Not the record's fault: tear the consumer down and retry instead of dead-lettering."""
 
 
 class RecordHandler(Protocol):
@@ -154,10 +159,8 @@ class ConsumeLoop:
         except TimeoutError:
             log.warning("stage_stop_timeout", stage=self.stage, timeout_s=timeout)
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         self._task = None
 
     @property
@@ -167,7 +170,7 @@ class ConsumeLoop:
     async def _supervise(self) -> None:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(Exception),
-            wait=wait_exponential_jitter(initial=0.5, max=30.0),
+            wait=wait_exponential_jitter(multiplier=0.5, max=30.0),
             before_sleep=lambda state: log.warning(
                 "stage_restarting",
                 stage=self.stage,
@@ -209,13 +212,13 @@ class ConsumeLoop:
         if self._on_revoked is not None and self.stats.assigned:
             try:
                 await self._on_revoked(set(self.stats.assigned))
-            except Exception as exc:  # noqa: BLE001 - closing must go on
+            except Exception as exc:
                 log.warning("revoke_hook_failed", stage=self.stage, error=repr(exc))
         self.stats.assigned = set()
         for closer in (consumer.stop, producer.stop):
             try:
                 await asyncio.wait_for(closer(), 5.0)
-            except Exception as exc:  # noqa: BLE001 - closing must go on
+            except Exception as exc:
                 log.warning("client_close_failed", stage=self.stage, error=repr(exc))
         self._consumer = self._producer = None
 
@@ -282,9 +285,16 @@ class ConsumeLoop:
             return await self._handler(record)
         except Refused as exc:
             return [self._refuse(record, exc.error_type, exc.message)]
-        except Exception as exc:  # noqa: BLE001 - a crash on one record must not stop the stage
-            log.exception("handler_crashed", stage=self.stage, topic=record.topic,
-                          partition=record.partition, offset=record.offset)  # fmt: skip
+        except RetryableStageError:
+            raise
+        except Exception as exc:
+            log.exception(
+                "handler_crashed",
+                stage=self.stage,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
             return [self._refuse(record, "crash", f"{type(exc).__name__}: {exc}")]
 
     def _refuse(self, record: ConsumerRecord[bytes, bytes], error_type: str, message: str) -> Output:
@@ -299,5 +309,6 @@ class ConsumeLoop:
             error=message[:500],
             dlq=self._dlq_topic,
         )
-        return dlq_output(record, stage=self.stage, dlq_topic=self._dlq_topic, error_type=error_type,
-                          message=message)  # fmt: skip
+        return dlq_output(
+            record, stage=self.stage, dlq_topic=self._dlq_topic, error_type=error_type, message=message
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,9 @@ class KafkaConnection:
         if cfg.security_protocol in ("SSL", "SASL_SSL"):
             context = ssl.create_default_context(cafile=str(cfg.ssl_cafile) if cfg.ssl_cafile else None)
             if cfg.ssl_certfile:
-                context.load_cert_chain(str(cfg.ssl_certfile), str(cfg.ssl_keyfile) if cfg.ssl_keyfile else None)
+                context.load_cert_chain(
+                    str(cfg.ssl_certfile), str(cfg.ssl_keyfile) if cfg.ssl_keyfile else None
+                )
             kwargs["ssl_context"] = context
         if cfg.security_protocol.startswith("SASL"):
             kwargs["sasl_mechanism"] = cfg.sasl_mechanism or "PLAIN"
@@ -73,19 +76,21 @@ async def ensure_topics(connection: KafkaConnection, topics: TopicsConfig) -> li
         NewTopic(topics.items, topics.partitions, topics.replication_factor),
         NewTopic(topics.published, topics.partitions, topics.replication_factor),
         NewTopic(topics.dlq, topics.partitions, topics.replication_factor),
-        NewTopic(topics.feeds, topics.partitions, topics.replication_factor,
-                 topic_configs={"cleanup.policy": "compact"}),
-    ]  # fmt: skip
+        NewTopic(
+            topics.feeds,
+            topics.partitions,
+            topics.replication_factor,
+            topic_configs={"cleanup.policy": "compact"},
+        ),
+    ]
     admin = connection.admin()
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [topic for topic in wanted if topic.name not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another instance was faster
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
         return [topic.name for topic in missing]
     finally:
         await admin.close()

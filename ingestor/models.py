@@ -13,7 +13,7 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 SCHEMA_VERSION = 1
 
@@ -37,6 +37,7 @@ UtcDatetime = Annotated[
     datetime,
     AfterValidator(_require_utc),
     PlainSerializer(format_utc, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": "^\\d{4}-\\d{2}-\\d{2}T[0-9:.]+Z$"}),
 ]
 
 ItemKind = Literal["article", "live_update"]
@@ -48,7 +49,7 @@ class NewsItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     id: str = Field(min_length=1, description="Stable across re-fetches; see ARCHITECTURE.md.")
     kind: ItemKind
     source: str = Field(description="The feed id the item was fetched for.")

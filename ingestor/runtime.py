@@ -8,6 +8,7 @@ the one before it produced.  One shared deadline keeps the whole shutdown under 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from typing import Literal, Protocol
@@ -54,6 +55,9 @@ def build_stage(name: StageName, settings: Settings, connection: KafkaConnection
 async def check_copartitioned(connection: KafkaConnection, settings: Settings) -> None:
     consumer = connection.consumer(group_id=None)
     await consumer.start()
+    # aiokafka 0.14: stop() right after start() re-raises the cancellation of a group-less
+    # consumer's internal task that never ran; one loop turn lets it start.
+    await asyncio.sleep(0)
     try:
         items = consumer.partitions_for_topic(settings.topics.items) or set()
         published = consumer.partitions_for_topic(settings.topics.published) or set()
@@ -98,7 +102,7 @@ class Daemon:
         self.connection = KafkaConnection(bootstrap, self.settings.kafka)
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type((KafkaError, OSError)),
-            wait=wait_exponential_jitter(initial=0.5, max=10),
+            wait=wait_exponential_jitter(multiplier=0.5, max=10),
             stop=stop_after_delay(120),
             reraise=True,
         ):
@@ -113,8 +117,12 @@ class Daemon:
             stage = build_stage(name, self.settings, self.connection)
             await stage.start()
             self.stages[name] = stage
-        log.info("daemon_started", stages=self.stage_names, bootstrap_servers=bootstrap,
-                 embedded=self.broker is not None)  # fmt: skip
+        log.info(
+            "daemon_started",
+            stages=self.stage_names,
+            bootstrap_servers=bootstrap,
+            embedded=self.broker is not None,
+        )
 
     async def stop(self) -> None:
         deadline = time.monotonic() + SHUTDOWN_BUDGET_S
@@ -127,7 +135,7 @@ class Daemon:
                 await asyncio.wait_for(stage.stop(), remaining)
             except TimeoutError:
                 log.warning("stage_stop_timeout", stage=name)
-            except Exception as exc:  # noqa: BLE001 - the other stages must still stop
+            except Exception as exc:
                 log.warning("stage_stop_failed", stage=name, error=repr(exc))
         if self.broker is not None:
             await self.broker.stop()
@@ -146,9 +154,7 @@ async def run_until(settings: Settings, stages: Sequence[StageName], stop: async
             await stopper
         else:
             start.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # stopping anyway
                 await start
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
-                pass
     finally:
         await daemon.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 
@@ -19,13 +21,14 @@ from consumers.dedup.restore import (
 )
 from ingestor import headers as hdr
 from ingestor.config import Settings
-from ingestor.consumer_loop import ConsumeLoop, Output, Refused
+from ingestor.consumer_loop import ConsumeLoop, Output, Refused, RetryableStageError
 from ingestor.kafka import KafkaConnection
 from ingestor.models import SCHEMA_VERSION, NewsItem, format_utc
 
 log = structlog.get_logger("consumers.dedup")
 
 STAGE = "dedup"
+RESTORE_WAIT_S = 120.0
 
 
 def cloudevents_headers(item: NewsItem, event: str, version: int) -> list[tuple[str, str | None]]:
@@ -49,6 +52,7 @@ class DedupStage:
         self._settings = settings
         self._connection = connection
         self._states: dict[int, PartitionState] = {}
+        self._restoring: dict[int, asyncio.Event] = {}
         self.loop = ConsumeLoop(
             stage=STAGE,
             connection=connection,
@@ -76,27 +80,34 @@ class DedupStage:
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         partitions = sorted(tp.partition for tp in assigned if tp.topic == self._settings.topics.items)
+        events = {partition: asyncio.Event() for partition in partitions}
+        self._restoring.update(events)
         restored = await restore_partitions(self._connection, self._settings.topics.published, partitions)
         self._states.update(restored)
+        for event in events.values():
+            event.set()
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
             self._states.pop(tp.partition, None)
+            self._restoring.pop(tp.partition, None)
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
         started = time.monotonic()
-        state = self._states.get(record.partition)
-        if state is None:
-            # Not restored (assignment hook failed): refusing to decide keeps us from
-            # publishing twice; raising restarts the consumer, which restores again.
-            raise RuntimeError(f"no dedup state for partition {record.partition}")
+        state = await self._state_for(record.partition)
         if state.already_decided(record.offset):
             return []
         item = _parse_item(record)
         decision = state.decide(item.id, item.content_hash, record.offset)
         if not decision.publish:
-            log.debug("item_unchanged", stage=STAGE, item=item.id, feed=item.source,
-                      partition=record.partition, offset=record.offset)  # fmt: skip
+            log.debug(
+                "item_unchanged",
+                stage=STAGE,
+                item=item.id,
+                feed=item.source,
+                partition=record.partition,
+                offset=record.offset,
+            )
             return []
         assert decision.event is not None
         value = item.model_dump(mode="json")
@@ -136,6 +147,26 @@ class DedupStage:
                 partition=record.partition,  # co-partitioned with news.items
             )
         ]
+
+    async def _state_for(self, partition: int) -> PartitionState:
+        """aiokafka may hand out records while the assignment hook still restores: wait for it."""
+        state = self._states.get(partition)
+        if state is not None:
+            return state
+        event = self._restoring.get(partition)
+        if event is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), RESTORE_WAIT_S)
+            state = self._states.get(partition)
+        if state is None:
+            # Never decide without the restored state: that could publish twice. Raising tears
+            # the consumer down; the next assignment restores again.
+            raise RestoreMissing(f"no restored dedup state for partition {partition}")
+        return state
+
+
+class RestoreMissing(RetryableStageError):
+    """A record arrived for a partition whose published history was not restored."""
 
 
 def _parse_item(record: ConsumerRecord[bytes, bytes]) -> NewsItem:

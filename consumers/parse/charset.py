@@ -132,17 +132,18 @@ def decode(body: bytes, content_type: str | None = None) -> DecodedText:
     """Decode a document; raise ParseError("decode_error") when nothing sensible decodes it."""
     sniffed = sniff_bom(body)
     if sniffed is not None:
-        codec, skip = sniffed
-        return DecodedText(body[skip:].decode(codec, errors="replace"), codec)
+        bom_codec, skip = sniffed
+        return DecodedText(body[skip:].decode(bom_codec, errors="replace"), bom_codec)
 
     candidates: list[str] = []
     for label in (charset_from_content_type(content_type), declared_charset(body)):
-        codec = _codec(label) if label else None
+        named = _codec(label) if label else None
         # A UTF-16/32 label over bytes without a BOM or NUL pattern is a copy-paste error.
-        if codec and not codec.startswith("utf-16") and not codec.startswith("utf-32"):
-            candidates.append(codec)
+        if named and not named.startswith(("utf-16", "utf-32")):
+            candidates.append(named)
 
     utf8: str | None = None
+    text: str | None
     if candidates:
         if body.isascii():
             return DecodedText(body.decode("ascii"), candidates[0])

@@ -34,17 +34,48 @@ _MONTHS: Final[dict[int, tuple[str, ...]]] = {
     6: ("june", "jun", "червня", "червень", "июня", "июнь", "juni", "junio", "juin"),
     7: ("july", "jul", "липня", "липень", "июля", "июль", "juli", "julio", "juillet"),
     8: ("august", "aug", "серпня", "серпень", "августа", "август", "авг", "agosto", "août"),
-    9: ("september", "sept", "sep", "вересня", "вересень", "сентября", "сентябрь", "сен", "septiembre",
-        "septembre"),
-    10: ("october", "oct", "жовтня", "жовтень", "октября", "октябрь", "окт", "oktober", "okt", "octubre",
-         "octobre"),
+    9: (
+        "september",
+        "sept",
+        "sep",
+        "вересня",
+        "вересень",
+        "сентября",
+        "сентябрь",
+        "сен",
+        "septiembre",
+        "septembre",
+    ),
+    10: (
+        "october",
+        "oct",
+        "жовтня",
+        "жовтень",
+        "октября",
+        "октябрь",
+        "окт",
+        "oktober",
+        "okt",
+        "octubre",
+        "octobre",
+    ),
     11: ("november", "nov", "листопада", "листопад", "ноября", "ноябрь", "ноя", "noviembre", "novembre"),
-    12: ("december", "dec", "грудня", "грудень", "декабря", "декабрь", "дек", "dezember", "dez",
-         "diciembre", "décembre"),
+    12: (
+        "december",
+        "dec",
+        "грудня",
+        "грудень",
+        "декабря",
+        "декабрь",
+        "дек",
+        "dezember",
+        "dez",
+        "diciembre",
+        "décembre",
+    ),
 }
 MONTH_BY_NAME: Final[dict[str, int]] = {name: num for num, names in _MONTHS.items() for name in names}
 _MONTH_ALT: Final = "|".join(sorted((re.escape(n) for n in MONTH_BY_NAME), key=len, reverse=True))
-
 
 
 def clock_pattern(prefix: str = "") -> str:

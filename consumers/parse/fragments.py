@@ -44,11 +44,15 @@ class Fragment:
     anchor: str | None = None
     url: str | None = None
     authors: list[str] = field(default_factory=list)
+    #: Identity when the fragment has no anchor on the page but a URL or id of its own.
+    key: str | None = None
 
 
 def _fragment_key(canonical: str, frag: Fragment, ordinal: int) -> str:
     if frag.anchor:
         return stable_id("live", urldefrag(canonical)[0], frag.anchor)
+    if frag.key:
+        return stable_id("live", urldefrag(canonical)[0], "key", frag.key)
     when = format_utc(frag.published_at) if frag.published_at else ""
     headline = normalize_headline(frag.title)
     if not headline:
@@ -62,6 +66,8 @@ def build_items(
     fragments: list[Fragment],
     *,
     article: NewsItem | None = None,
+    default_language: str | None = None,
+    parent_id: str | None = None,
 ) -> list[NewsItem]:
     """Fragments (newest first, as the page lists them) as ``live_update`` items.
 
@@ -70,7 +76,7 @@ def build_items(
     parent; without one the parent is still the page id, so fragments of the same page
     group together downstream.
     """
-    parent = article.id if article is not None else page_id(canonical)
+    parent = parent_id or (article.id if article is not None else page_id(canonical))
     seen_ids: set[str] = set()
     # Headline-less ordinals count from the oldest so an insertion on top changes nothing.
     ordinals: dict[tuple[str, str], int] = {}
@@ -83,6 +89,12 @@ def build_items(
         keyed.append((frag, ordinal))
     keyed.reverse()
 
+    # One page-level guess first, so a short fragment without telltale letters follows
+    # the page rather than guessing on its own.
+    sample = " ".join(f"{f.title} {f.body[:300]}" for f in fragments[:12])
+    if article is not None:
+        sample = f"{article.title} {article.body[:1000]} {sample}"
+    page_language = detect_language(sample, default_language or doc.language)
     out: list[NewsItem] = [article] if article is not None else []
     for frag, ordinal in keyed:
         item_id = _fragment_key(canonical, frag, ordinal)
@@ -90,7 +102,7 @@ def build_items(
             continue
         seen_ids.add(item_id)
         url = frag.url or fragment_url(canonical, frag.anchor)
-        language = detect_language(f"{frag.title}\n{frag.body}", doc.language)
+        language = detect_language(f"{frag.title}\n{frag.body}", page_language)
         out.append(
             NewsItem(
                 id=item_id,
@@ -122,7 +134,7 @@ def make_article(
     updated_at: datetime | None,
     summary: str | None = None,
     categories: list[str] | None = None,
-    language: str | None = None,
+    default_language: str | None = None,
 ) -> NewsItem:
     """The page's own item (kind ``article``)."""
     url = urldefrag(canonical)[0]
@@ -136,7 +148,7 @@ def make_article(
         summary=summary,
         authors=authors,
         categories=categories or [],
-        language=language or detect_language(f"{title}\n{body}", doc.language),
+        language=detect_language(f"{title}\n{body}", default_language or doc.language),
         published_at=published_at,
         updated_at=updated_at,
         fetched_at=doc.fetched_at,

@@ -60,10 +60,12 @@ _BOILERPLATE: Final = re.compile(
         skip\s+to\s+(?:main\s+)?content | advertisement | advertising | реклама | anzeige | publicidad
       | (?:sponsored|paid)\s+content | share(?:\s+this(?:\s+\w+)?|\s+on\s+\w+)? | tweet | email | copy\s+link
       | поділитися | поделиться | teilen | compartir
-      | subscribe(?:\s+(?:now|here|to\s+\w+(?:\s+\w+){0,4}))? | (?:sign\s+up|subscribe)\b.{0,60}newsletter.{0,40}
+      | subscribe(?:\s+(?:now|here|to\s+\w+(?:\s+\w+){0,4}))?
+      | (?:sign\s+up|subscribe)\b.{0,60}newsletter.{0,40}
       | підписатися.{0,60} | подписаться.{0,60} | jetzt\s+abonnieren | suscr[ií]bete.{0,60}
       | most\s+read | популярне | самое\s+читаемое | meistgelesen | lo\s+más\s+leído
-      | related(?:\s+(?:stories|articles|news))? | read\s+(?:also|more)(?::.{0,200})? | see\s+also(?::.{0,200})?
+      | related(?:\s+(?:stories|articles|news))? | read\s+(?:also|more)(?::.{0,200})?
+      | see\s+also(?::.{0,200})?
       | читайте\s+також(?::.{0,200})? | читайте\s+также(?::.{0,200})? | lesen\s+sie\s+auch(?::.{0,200})?
       | lee\s+también(?::.{0,200})? | continue\s+reading.{0,80} | show\s+more | load\s+more(?:\s+\w+)?
       | (?:latest|live)\s+(?:news|updates) | news\s+feed | стрічка\s+новин | лента\s+новостей
@@ -73,12 +75,80 @@ _BOILERPLATE: Final = re.compile(
     re.IGNORECASE | re.VERBOSE,
 )
 
-_UK_LETTERS: Final = frozenset("іїєґІЇЄҐ")
+_UK_MARK: Final = re.compile("[іїєґІЇЄҐ]")
+_RU_MARK: Final = re.compile("[ыэъёЫЭЪЁ]")
+_CYRILLIC: Final = re.compile("[\u0400-\u04ff]")
+_LATIN: Final = re.compile("[A-Za-z]")
+_CYRILLIC_LANGS: Final = frozenset({"uk", "ru", "be", "bg", "sr", "mk", "kk"})
 _STOPWORDS: Final[dict[str, frozenset[str]]] = {
-    "en": frozenset("the and of to in is that for was with on".split()),
-    "de": frozenset("der die und das ist nicht mit den von zu im auf ein eine".split()),
-    "es": frozenset("el la los las y de que en un una por con para es".split()),
-    "fr": frozenset("le la les et des du une est dans pour que sur au".split()),
+    "en": frozenset(
+        (
+            "the",
+            "and",
+            "of",
+            "to",
+            "in",
+            "is",
+            "that",
+            "for",
+            "was",
+            "with",
+            "on",
+        )
+    ),
+    "de": frozenset(
+        (
+            "der",
+            "die",
+            "und",
+            "das",
+            "ist",
+            "nicht",
+            "mit",
+            "den",
+            "von",
+            "zu",
+            "im",
+            "auf",
+            "ein",
+            "eine",
+        )
+    ),
+    "es": frozenset(
+        (
+            "el",
+            "la",
+            "los",
+            "las",
+            "y",
+            "de",
+            "que",
+            "en",
+            "un",
+            "una",
+            "por",
+            "con",
+            "para",
+            "es",
+        )
+    ),
+    "fr": frozenset(
+        (
+            "le",
+            "la",
+            "les",
+            "et",
+            "des",
+            "du",
+            "une",
+            "est",
+            "dans",
+            "pour",
+            "que",
+            "sur",
+            "au",
+        )
+    ),
 }
 _WORD: Final = re.compile(r"[^\W\d_]+")
 
@@ -92,7 +162,7 @@ class Byline:
 
 
 def split_names(text: str) -> list[str]:
-    """"A, B and C" as ["A", "B", "C"], in any of the conjunctions we carry."""
+    """ "A, B and C" as ["A", "B", "C"], in any of the conjunctions we carry."""
     names = [n.strip(" .·|–—-") for n in _NAME_SPLIT.split(text)]
     return [n for n in names if n and len(n) <= 80]
 
@@ -150,21 +220,18 @@ def normalize_headline(text: str) -> str:
 
 
 def detect_language(text: str, default: str | None) -> str:
-    """Cheap script-and-stopword guess: Cyrillic with і/ї/є/ґ is Ukrainian, other Cyrillic
-    Russian; Latin text uses the feed's language, else a stopword vote, else English."""
-    sample = text[:2000]
-    cyrillic = 0
-    latin = 0
-    for ch in sample:
-        if "\u0400" <= ch <= "\u04ff":
-            cyrillic += 1
-        elif ch.isascii() and ch.isalpha():
-            latin += 1
-    if cyrillic and cyrillic >= latin:
-        if any(ch in _UK_LETTERS for ch in sample):
+    """Cheap script-and-stopword guess: Cyrillic with і/ї/є/ґ is Ukrainian, with ы/э/ъ/ё
+    Russian, with neither the ``default`` when it is a Cyrillic language (a short Ukrainian
+    update need not contain an і), else Russian; Latin text uses ``default`` (the feed's or
+    page's language), else a stopword vote, else English."""
+    sample = text[:1000]
+    if _CYRILLIC.search(sample) is not None and len(_CYRILLIC.findall(sample)) >= len(_LATIN.findall(sample)):
+        if _UK_MARK.search(sample) is not None:
             return "uk"
-        return "ru"
-    if default:
+        if _RU_MARK.search(sample) is not None or default not in _CYRILLIC_LANGS:
+            return "ru"
+        return default or "ru"  # short text with neither marker: the page's language decides
+    if default and default not in _CYRILLIC_LANGS:
         return default
     words = [w.lower() for w in _WORD.findall(sample[:600])]
     best, best_score = "en", 0

@@ -73,6 +73,10 @@ BLOCK_TAGS: Final = (
     "summary",
 )
 
+_DROP_SELECTOR: Final = ",".join(DROP_TAGS)
+_MARKED_SELECTOR: Final = "[class],[id],[role],[hidden],[aria-hidden]"
+_LAYOUT_SELECTOR: Final = ",".join((*BLOCK_TAGS, "br", "td", "th"))
+
 #: class/id tokens that mark share, subscribe and advertising furniture.
 _BOILERPLATE_TOKENS: Final = frozenset(
     {
@@ -129,6 +133,7 @@ _BOILERPLATE_PARAGRAPH: Final = re.compile(
     re.IGNORECASE | re.VERBOSE,
 )
 
+_BOILERPLATE_MAX: Final = 500
 _PARA: Final = "\ue000"
 _LINE: Final = "\ue001"
 _SPACE_RUN: Final = re.compile(r"[^\S\n]+|[\u200b\u2060\ufeff]+")
@@ -160,13 +165,16 @@ def _is_boilerplate(node: LexborNode) -> bool:
 def _tidy(text: str, *, para: str, line: str | None) -> str:
     """Collapse whitespace inside paragraphs and drop empty or boilerplate ones."""
     paragraphs: list[str] = []
+    if line is not None:
+        text = _ANY_SPACE_RUN.sub(" ", text)
     for raw in text.split(para):
-        if line is not None:
-            lines = [_ANY_SPACE_RUN.sub(" ", part).strip() for part in raw.split(line)]
+        if line is None:
+            chunk = "\n".join(p for p in (_SPACE_RUN.sub(" ", part).strip() for part in raw.split("\n")) if p)
+        elif line in raw:
+            chunk = "\n".join(p for p in (part.strip() for part in raw.split(line)) if p)
         else:
-            lines = [_SPACE_RUN.sub(" ", part).strip() for part in raw.split("\n")]
-        chunk = "\n".join(part for part in lines if part)
-        if chunk and not _BOILERPLATE_PARAGRAPH.match(chunk):
+            chunk = raw.strip()
+        if chunk and (len(chunk) > _BOILERPLATE_MAX or not _BOILERPLATE_PARAGRAPH.match(chunk)):
             paragraphs.append(chunk)
     return "\n\n".join(paragraphs)
 
@@ -191,17 +199,19 @@ def html_to_text(html: str) -> str:
     root = tree.body or tree.root
     if root is None:
         return ""
-    for node in root.css(",".join(DROP_TAGS)):
+    for node in root.css(_DROP_SELECTOR):
         node.remove()
-    for node in root.css("[class],[id],[role],[hidden],[aria-hidden]"):
+    for node in root.css(_MARKED_SELECTOR):
         if _is_boilerplate(node):
             node.remove()
-    for node in root.css(",".join(BLOCK_TAGS)):
-        node.insert_before(_PARA)
-        node.insert_after(_PARA)
-    for node in root.css("br"):
-        node.insert_after(_LINE)
-    for node in root.css("td,th"):
-        node.insert_after(" ")
+    for node in root.css(_LAYOUT_SELECTOR):
+        tag = node.tag
+        if tag == "br":
+            node.insert_after(_LINE)
+        elif tag in ("td", "th"):
+            node.insert_after(" ")
+        else:
+            node.insert_before(_PARA)
+            node.insert_after(_PARA)
     text = root.text(deep=True, separator="")
     return _tidy(_INVISIBLE.sub("", text), para=_PARA, line=_LINE)

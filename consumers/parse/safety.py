@@ -19,52 +19,52 @@ from typing import Final
 
 from .document import ParseError
 
-#: Where a DOCTYPE may start: in the prolog, before the root element.
-PROLOG_SCAN_BYTES: Final = 64 * 1024
+#: An internal DTD subset longer than this is not a feed's (and is screened only this far).
+MAX_SUBSET_BYTES: Final = 256 * 1024
 MAX_ENTITY_DECLARATIONS: Final = 64
-MAX_ENTITY_VALUE_BYTES: Final = 16 * 1024
+MAX_ENTITY_VALUE_BYTES: Final = 4 * 1024
+#: Total bytes entity references may add to a document ("quadratic blowup" bound).
+MAX_ENTITY_EXPANSION_BYTES: Final = 1024 * 1024
 
 _DOCTYPE: Final = re.compile(rb"""<!DOCTYPE\b(?:[^\[>"']|"[^"]*"|'[^']*')*([\[>])""", re.IGNORECASE)
 _SUBSET_BODY: Final = re.compile(rb"""(?:[^\]"']|"[^"]*"|'[^']*')*""")
-_ROOT_ELEMENT: Final = re.compile(rb"<[A-Za-z_]")
-_ENTITY_DECL: Final = re.compile(rb"<!ENTITY\b", re.IGNORECASE)
+_ENTITY_DECL: Final = re.compile(rb"<!ENTITY\b")
 _PARSED_ENTITY: Final = re.compile(
     rb"""<!ENTITY\s+(%\s+)?([^\s"'>]+)\s+(?:("[^"]*"|'[^']*')|(SYSTEM|PUBLIC)\b)""", re.IGNORECASE
 )
 _ENTITY_REF: Final = re.compile(rb"&([A-Za-z_:][\w.:\-]*);|%([A-Za-z_:][\w.:\-]*);")
+_WIDE_STARTS: Final = frozenset(
+    {b"\xff\xfe", b"\xfe\xff", b"<\x00", b"\x00<", b"\x00\x00\xfe\xff", b"\x00\x00\x00<"}
+)
+#: A character reference to "&" or "%" in an entity value becomes a reference on use.
+_SMUGGLED_REF: Final = re.compile(rb"&#(?:0*3[78]|x0*2[56]);", re.IGNORECASE)
 _PREDEFINED: Final = frozenset({b"lt", b"gt", b"amp", b"quot", b"apos"})
 
 
-def _ascii_view(body: bytes) -> bytes:
-    """The document's markup as single bytes, so UTF-16/32 documents are screened too."""
-    head = body[: PROLOG_SCAN_BYTES * 4]
-    if head[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff") or head[:4] in (b"<\x00\x00\x00", b"\x00\x00\x00<"):
-        return head.replace(b"\x00", b"")[:PROLOG_SCAN_BYTES]
-    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or head[:2] in (b"<\x00", b"\x00<"):
-        return head.replace(b"\x00", b"")[:PROLOG_SCAN_BYTES]
-    return head[:PROLOG_SCAN_BYTES]
+def _markup_view(body: bytes) -> bytes:
+    """The document as single bytes, so UTF-16/32 documents are screened like UTF-8 ones."""
+    if body[:2] in _WIDE_STARTS or body[:4] in _WIDE_STARTS:
+        return body.replace(b"\x00", b"")
+    return body
 
 
-def _internal_subset(head: bytes) -> bytes | None:
-    doctype = _DOCTYPE.search(head)
-    if doctype is None:
+def _internal_subset(view: bytes) -> bytes | None:
+    """The first DOCTYPE's internal subset: XML keywords are upper case, so find() will do."""
+    start = view.find(b"<!DOCTYPE")
+    if start < 0:
         return None
-    root = _ROOT_ELEMENT.search(head)
-    if root is not None and root.start() < doctype.start():
-        return None  # a DOCTYPE after the root element is not a DTD, just bad markup
-    if doctype.group(1) != b"[":
+    doctype = _DOCTYPE.match(view, start)
+    if doctype is None or doctype.group(1) != b"[":
         return None
-    body = _SUBSET_BODY.match(head, doctype.end())
-    return body.group(0) if body else None
+    subset = _SUBSET_BODY.match(view, doctype.end(), doctype.end() + MAX_SUBSET_BYTES)
+    return subset.group(0) if subset else None
 
 
 def check_xml_safety(body: bytes) -> None:
-    """Raise ParseError("unsafe") for external, parameter or nested entity declarations."""
-    if b"<!" not in body[: PROLOG_SCAN_BYTES * 4] and b"<\x00!" not in body[: PROLOG_SCAN_BYTES * 4]:
-        return
-    head = _ascii_view(body)
-    subset = _internal_subset(head)
-    if subset is None or not _ENTITY_DECL.search(subset):
+    """Raise ParseError("unsafe") for external, parameter, nested or explosive entities."""
+    view = _markup_view(body)
+    subset = _internal_subset(view)
+    if subset is None or b"<!ENTITY" not in subset:
         return
     declarations = _ENTITY_DECL.findall(subset)
     if len(declarations) > MAX_ENTITY_DECLARATIONS:
@@ -72,6 +72,7 @@ def check_xml_safety(body: bytes) -> None:
     parsed = list(_PARSED_ENTITY.finditer(subset))
     if len(parsed) != len(declarations):
         raise ParseError("unsafe", "DTD has an entity declaration we cannot verify")
+    expansion = 0
     for match in parsed:
         name = match.group(2).decode("ascii", "replace")
         if match.group(1):
@@ -81,6 +82,11 @@ def check_xml_safety(body: bytes) -> None:
         value = match.group(3)
         if len(value) > MAX_ENTITY_VALUE_BYTES:
             raise ParseError("unsafe", f"entity &{name}; is {len(value)} bytes long")
+        if _SMUGGLED_REF.search(value):
+            raise ParseError("unsafe", f"entity &{name}; smuggles a reference in a character reference")
         for ref in _ENTITY_REF.finditer(value):
             if ref.group(2) is not None or ref.group(1) not in _PREDEFINED:
                 raise ParseError("unsafe", f"entity &{name}; is defined through another entity")
+        expansion += len(value) * view.count(b"&" + match.group(2) + b";")
+    if expansion > MAX_ENTITY_EXPANSION_BYTES:
+        raise ParseError("unsafe", f"entity references would add {expansion} bytes")

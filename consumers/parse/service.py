@@ -88,28 +88,50 @@ class ParseStage:
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
         started = time.monotonic()
         doc = raw_document(record)
-        context = {"stage": STAGE, "feed": doc.feed_id, "topic": record.topic,
-                   "partition": record.partition, "offset": record.offset}  # fmt: skip
+        context = {
+            "stage": STAGE,
+            "feed": doc.feed_id,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+        }
         try:
             if len(doc.body) > _THREAD_THRESHOLD:
                 items = await asyncio.to_thread(parse_document, doc)
             else:
                 items = parse_document(doc)
         except ParseError as exc:
-            log.warning("raw_parsed", **context, status="refused", reason=exc.reason, error=exc.message[:300],
-                        duration_ms=round((time.monotonic() - started) * 1000, 2))  # fmt: skip
+            log.warning(
+                "raw_parsed",
+                **context,
+                status="refused",
+                reason=exc.reason,
+                error=exc.message[:300],
+                duration_ms=round((time.monotonic() - started) * 1000, 2),
+            )
             raise Refused(exc.reason, exc.message) from None
         outputs = [
             Output(
                 self._settings.topics.items,
                 item.id.encode("utf-8"),
                 item_to_json(item),
-                hdr.build([("source-feed", doc.feed_id), ("raw-partition", str(record.partition)),
-                           ("raw-offset", str(record.offset))]),  # fmt: skip
+                hdr.build(
+                    [
+                        ("source-feed", doc.feed_id),
+                        ("raw-partition", str(record.partition)),
+                        ("raw-offset", str(record.offset)),
+                    ]
+                ),
             )
             for item in items
         ]
         self.items_produced += len(outputs)
-        log.info("raw_parsed", **context, status="ok", items=len(outputs), bytes=len(doc.body),
-                 duration_ms=round((time.monotonic() - started) * 1000, 2))  # fmt: skip
+        log.info(
+            "raw_parsed",
+            **context,
+            status="ok",
+            items=len(outputs),
+            bytes=len(doc.body),
+            duration_ms=round((time.monotonic() - started) * 1000, 2),
+        )
         return outputs

@@ -13,13 +13,14 @@ A headline-less list entry (a single paragraph under its stamp) gets an empty ti
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, tzinfo
 from typing import Final
 
 from consumers.parse.dates import clock_pattern, find_human_date, parse_clock
-from consumers.parse.document import RawDocument
+from consumers.parse.document import ParseError, RawDocument
 from consumers.parse.fragments import Fragment, build_items, make_article
 from consumers.parse.furniture import (
     is_audio_note,
@@ -36,7 +37,7 @@ from consumers.parse.timeresolve import (
 )
 from ingestor.models import NewsItem
 
-__all__ = ["looks_like_text_capture", "parse_text_capture"]
+__all__ = ["looks_like_text_capture", "parse_text_capture", "stamped_fragments"]
 
 _SPACES: Final = re.compile(r"[ \t\u00a0\u2007\u202f\u2009\u200a\u3000]+")
 _INVISIBLE: Final = re.compile(r"[\u200b\u2060\ufeff\u00ad]")
@@ -149,16 +150,18 @@ def _parse_article(lines: list[str], zone: tzinfo) -> _Article:
             if not _is_furniture(line) and parse_byline(line, zone) is None:
                 art.title = line
             continue
-        names = parse_authors_line(line)
-        if names is not None:
-            art.authors = art.authors or names
-            break  # the "Authors:" line closes the article; what follows is site furniture
         if head_zone:
             byline = parse_byline(line, zone)
             if byline is not None:
                 art.authors = art.authors or byline.authors
                 art.published_at = art.published_at or byline.published_at
                 continue
+        names = parse_authors_line(line)
+        if names is not None:
+            art.authors = art.authors or names
+            if head_zone:
+                continue
+            break  # the "Authors:" line closes the article; what follows is site furniture
         if _is_furniture(line):
             continue
         head_zone = False
@@ -215,7 +218,7 @@ def looks_like_text_capture(text: str) -> bool:
 
 def parse_text_capture(doc: RawDocument, text: str) -> list[NewsItem]:
     """The article (when the capture has one) followed by one ``live_update`` per list entry,
-    newest first; ``[]`` when nothing in the text is a news item."""
+    newest first.  Raises ``ParseError("no_items")`` when nothing in the text is a news item."""
     zone = get_zone(doc.timezone)
     raw_lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     lines = [_clean_line(line) for line in raw_lines]
@@ -225,23 +228,12 @@ def parse_text_capture(doc: RawDocument, text: str) -> list[NewsItem]:
     if first is not None:
         m = _CAPTURE_LINE.match(lines[first])
         if m is not None:
-            try:
+            with contextlib.suppress(ValueError):
                 reference = capture_reference(date.fromisoformat(m.group("d")))
-            except ValueError:
-                pass
             rest = m.group("rest").strip()
             lines[first] = "" if not rest or is_boilerplate_line(rest) else rest
 
-    head: list[str] = []
-    entries: list[_Entry] = []
-    for line in lines:
-        stamp = _parse_stamp(line)
-        if stamp is not None:
-            entries.append(_Entry(stamp))
-        elif entries:
-            entries[-1].lines.append(line)
-        else:
-            head.append(line)
+    head, entries = _split_entries(lines)
 
     art = _parse_article(head, zone)
     canonical = doc.base_url
@@ -257,10 +249,39 @@ def parse_text_capture(doc: RawDocument, text: str) -> list[NewsItem]:
             updated_at=None,
         )
 
+    items = build_items(doc, canonical, _entries_to_fragments(entries, zone, reference), article=article)
+    if not items:
+        raise ParseError("no_items", "no article text and no time-stamped entries in the text")
+    return items
+
+
+def _split_entries(lines: list[str]) -> tuple[list[str], list[_Entry]]:
+    head: list[str] = []
+    entries: list[_Entry] = []
+    for line in lines:
+        stamp = _parse_stamp(line)
+        if stamp is not None:
+            entries.append(_Entry(stamp))
+        elif entries:
+            entries[-1].lines.append(line)
+        else:
+            head.append(line)
+    return head, entries
+
+
+def _entries_to_fragments(entries: list[_Entry], zone: tzinfo, reference: datetime) -> list[Fragment]:
     fragments: list[Fragment] = []
     bound = reference
     for entry in entries:
         frag, bound = _entry_fragment(entry, zone, bound)
         if frag.title or frag.body:
             fragments.append(frag)
-    return build_items(doc, canonical, fragments, article=article)
+    return fragments
+
+
+def stamped_fragments(text: str, zone: tzinfo, reference: datetime) -> tuple[list[str], list[Fragment]]:
+    """Plain text split at stamp lines: the lines before the first stamp, and one fragment
+    per stamped entry (newest first, times resolved against ``reference``)."""
+    lines = [_clean_line(line) for line in text.split("\n")]
+    head, entries = _split_entries(lines)
+    return head, _entries_to_fragments(entries, zone, reference)

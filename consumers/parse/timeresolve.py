@@ -51,16 +51,13 @@ def _candidates(clock: time, zone: tzinfo, days: Iterable[date]) -> list[datetim
     out: list[datetime] = []
     for day in days:
         naive = datetime.combine(day, naive_clock)
-        found = False
-        for fold in (0, 1):
-            local = naive.replace(tzinfo=zone, fold=fold)
-            instant = local.astimezone(UTC)
-            # Round-trip check: a skipped (spring) wall time does not come back unchanged.
-            if instant.astimezone(zone).replace(tzinfo=None) == naive:
-                out.append(instant)
-                found = True
-        if not found:
-            out.append(naive.replace(tzinfo=zone, fold=0).astimezone(UTC))
+        first = naive.replace(tzinfo=zone, fold=0).astimezone(UTC)
+        second = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
+        # PEP 495: equal -> an ordinary time; fold=0 earlier -> the repeated (autumn) hour,
+        # both real; fold=0 later -> the skipped (spring) hour, keep fold=0 (see module doc).
+        out.append(first)
+        if first < second:
+            out.append(second)
     return out
 
 
@@ -74,18 +71,24 @@ def latest_not_after(clock: time, zone: tzinfo, bound: datetime) -> datetime:
     """The latest instant whose wall clock in ``zone`` reads ``clock`` and which is not
     after ``bound``."""
     day = _local_day(bound, zone)
-    days = [day + timedelta(days=offset) for offset in (1, 0, -1, -2, -3)]
-    fits = [c for c in _candidates(clock, zone, days) if c <= bound]
-    return max(fits)
+    # Days are tried newest first; every candidate of a later local day is later than every
+    # candidate of an earlier one, so the first day with a fit holds the answer.
+    for offset in (1, 0, -1, -2, -3):
+        fits = [c for c in _candidates(clock, zone, [day + timedelta(days=offset)]) if c <= bound]
+        if fits:
+            return max(fits)
+    raise AssertionError("unreachable: a clock time recurs within every 26 hours")
 
 
 def earliest_not_before(clock: time, zone: tzinfo, bound: datetime) -> datetime:
     """The earliest instant whose wall clock in ``zone`` reads ``clock`` and which is not
     before ``bound`` (an "Updated:" time relative to the entry's own time)."""
     day = _local_day(bound, zone)
-    days = [day + timedelta(days=offset) for offset in (-1, 0, 1, 2, 3)]
-    fits = [c for c in _candidates(clock, zone, days) if c >= bound]
-    return min(fits)
+    for offset in (-1, 0, 1, 2, 3):
+        fits = [c for c in _candidates(clock, zone, [day + timedelta(days=offset)]) if c >= bound]
+        if fits:
+            return min(fits)
+    raise AssertionError("unreachable: a clock time recurs within every 26 hours")
 
 
 def resolve_newest_first(clocks: Sequence[time], zone: tzinfo, reference: datetime) -> list[datetime]:

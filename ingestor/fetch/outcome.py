@@ -102,7 +102,9 @@ _CHALLENGE_MARKERS: tuple[tuple[bytes, str], ...] = (
 )
 _SNIFF_BYTES = 16 * 1024
 _XML_FEED_ROOT = re.compile(rb"<(?:[a-z0-9_-]+:)?(rss|feed|rdf)\b", re.IGNORECASE)
-_HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)\b", re.IGNORECASE | re.DOTALL)
+_HTML_START = re.compile(
+    rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)\b", re.IGNORECASE | re.DOTALL
+)
 
 
 def bot_wall(headers_lower: dict[str, str], body: bytes) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -22,8 +23,8 @@ LONDON = ZoneInfo("Europe/London")
 NEW_YORK = ZoneInfo("America/New_York")
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_capture_reference_is_end_of_utc_day() -> None:
@@ -38,7 +39,12 @@ def test_seed_time_resolves_to_late_utc_evening() -> None:
 def test_newest_first_crosses_midnight() -> None:
     ref = utc(2024, 11, 5, 0, 30)  # 02:30 in Kyiv
     got = resolve_newest_first([time(2, 5), time(0, 40), time(23, 50), time(22, 0)], KYIV, ref)
-    assert got == [utc(2024, 11, 5, 0, 5), utc(2024, 11, 4, 22, 40), utc(2024, 11, 4, 21, 50), utc(2024, 11, 4, 20)]
+    assert got == [
+        utc(2024, 11, 5, 0, 5),
+        utc(2024, 11, 4, 22, 40),
+        utc(2024, 11, 4, 21, 50),
+        utc(2024, 11, 4, 20),
+    ]
 
 
 def test_equal_times_stay_on_same_instant() -> None:
@@ -147,4 +153,4 @@ def test_newest_first_is_monotonic(clocks: list[time], zone: ZoneInfo, ref: date
     got = resolve_newest_first(clocks, zone, ref)
     assert len(got) == len(clocks)
     assert got[0] <= ref
-    assert all(a >= b for a, b in zip(got, got[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(got))

@@ -1,0 +1,22 @@
+"""The parse stage's pure core: one fetched document in, news items or a classified error out.
+
+Everything here is free of I/O (no aiohttp, no aiokafka), so the service around it stays
+thin and every rule is tested without a broker.
+"""
+
+from __future__ import annotations
+
+from .dispatch import DEFAULT_MAX_BYTES, parse_document, sniff
+from .document import FeedFormat, ParseError, ParseFailureReason, RawDocument
+from .htmltext import html_to_text
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "FeedFormat",
+    "ParseError",
+    "ParseFailureReason",
+    "RawDocument",
+    "html_to_text",
+    "parse_document",
+    "sniff",
+]

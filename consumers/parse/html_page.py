@@ -1,0 +1,103 @@
+"""HTML pages: live blogs split into one item per post, ordinary pages as one article.
+
+The shapes are tried from the most explicit to the most inferred, and the first that finds
+posts wins: JSON-LD ``LiveBlogPosting`` → microdata ``liveBlogUpdate`` → repeated post
+blocks → an ordinary article.  JSON-LD often lists only the latest posts, so when the
+markup also has post blocks with the same anchors, the blocks the JSON-LD left out are
+added.  A live page also yields its own article item when it has text beyond the list (a
+standfirst, a summary); that item is every fragment's parent.
+"""
+
+from __future__ import annotations
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from consumers.parse.article import extract_article, intro_paragraphs, main_region
+from consumers.parse.document import ParseError, RawDocument
+from consumers.parse.fragments import Fragment, build_items, make_article
+from consumers.parse.live_blocks import block_fragments
+from consumers.parse.live_jsonld import jsonld_fragments
+from consumers.parse.live_microdata import microdata_fragments
+from consumers.parse.page_meta import PageMeta, read_page_meta
+from consumers.parse.timeresolve import get_zone
+from ingestor.models import NewsItem
+
+__all__ = ["parse_html_page", "split_live_fragments"]
+
+_MIN_INTRO_CHARS = 40
+
+
+def _newest_first(frags: list[Fragment]) -> list[Fragment]:
+    if all(f.published_at is not None for f in frags):
+        return sorted(frags, key=lambda f: f.published_at, reverse=True)  # type: ignore[arg-type,return-value]
+    return frags
+
+
+def split_live_fragments(
+    tree: LexborHTMLParser, doc: RawDocument, meta: PageMeta
+) -> tuple[list[Fragment], list[LexborNode]]:
+    """The live posts of a parsed page (newest first) and the nodes that hold them."""
+    zone = get_zone(doc.timezone)
+    frags = jsonld_fragments(meta.jsonld, meta.canonical, zone)
+    if frags:
+        block_frags, nodes = block_fragments(tree, zone, doc.fetched_at)
+        anchors = {f.anchor for f in frags if f.anchor}
+        if anchors & {f.anchor for f in block_frags if f.anchor}:
+            frags = frags + [f for f in block_frags if f.anchor and f.anchor not in anchors]
+        else:
+            nodes = [n for a in anchors if '"' not in a and "\\" not in a for n in tree.css(f'[id="{a}"]')]
+        return _newest_first(frags), nodes
+    frags, nodes = microdata_fragments(tree, meta.canonical, zone, doc.fetched_at)
+    if frags:
+        return _newest_first(frags), nodes
+    frags, nodes = block_fragments(tree, zone, doc.fetched_at)
+    return _newest_first(frags), nodes
+
+
+def parse_html_page(doc: RawDocument, html: str) -> list[NewsItem]:
+    """Items of an HTML page: ``[article?, live_update…]`` for a live page, ``[article]`` for
+    an ordinary one.  Raises ``ParseError("no_items")`` when the page has no news text."""
+    tree = LexborHTMLParser(html)
+    zone = get_zone(doc.timezone)
+    meta = read_page_meta(tree, doc.base_url, zone)
+    frags, nodes = split_live_fragments(tree, doc, meta)
+    if frags:
+        for node in nodes:
+            node.decompose()
+        seen = {p for f in frags for p in f.body.split("\n\n")} | {f.title for f in frags}
+        intro = intro_paragraphs(main_region(tree), meta.title, seen)
+        article: NewsItem | None = None
+        if sum(len(p) for p in intro) >= _MIN_INTRO_CHARS and meta.title:
+            article = make_article(
+                doc,
+                meta.canonical,
+                title=meta.title,
+                body="\n\n".join(intro),
+                authors=meta.authors,
+                published_at=meta.published_at,
+                updated_at=meta.updated_at,
+                categories=meta.categories,
+                default_language=meta.language,
+            )
+        return build_items(doc, meta.canonical, frags, article=article, default_language=meta.language)
+
+    text = extract_article(html, tree, meta, zone)
+    if not text.body or not meta.title:
+        raise ParseError("no_items", "no live posts and no article text in the page")
+    published = meta.published_at or text.published_at
+    updated = meta.updated_at or text.updated_at
+    if updated is not None and published is not None and updated <= published:
+        updated = None
+    return [
+        make_article(
+            doc,
+            meta.canonical,
+            title=meta.title,
+            body=text.body,
+            authors=meta.authors or text.authors,
+            published_at=published,
+            updated_at=updated,
+            categories=meta.categories,
+            default_language=meta.language,
+        )
+    ]

@@ -1,0 +1,65 @@
+"""Live pages marked up with schema.org microdata: ``itemprop="liveBlogUpdate"`` items.
+
+The microdata carries the same fields as the JSON-LD form (headline, articleBody,
+datePublished, dateModified, url); where a property is missing the post is read like a
+plain block (:func:`consumers.parse.live_blocks.post_from_node`), so both paths agree on
+what a body is.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from urllib.parse import urldefrag, urljoin
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from consumers.parse.dates import parse_machine_datetime
+from consumers.parse.fragments import Fragment
+from consumers.parse.live_blocks import posts_to_fragments, read_posts
+
+__all__ = ["microdata_fragments"]
+
+
+def _prop_value(node: LexborNode) -> str | None:
+    attrs = node.attributes
+    for key in ("content", "datetime", "href", "src"):
+        value = attrs.get(key)
+        if value:
+            return value.strip()
+    text = node.text(deep=True).strip()
+    return text or None
+
+
+def microdata_fragments(
+    tree: LexborHTMLParser, canonical: str, zone: tzinfo, reference: datetime
+) -> tuple[list[Fragment], list[LexborNode]]:
+    """Fragments from ``liveBlogUpdate`` microdata items and the nodes holding them."""
+    root = tree.body or tree.root
+    if root is None:
+        return [], []
+    nodes = root.css('[itemprop~="liveBlogUpdate"]')
+    if not nodes:
+        return [], []
+    facts = []
+    body_nodes: list[LexborNode | None] = []
+    for node in nodes:
+        url_node = node.css_first('[itemprop~="url"]')
+        url = _prop_value(url_node) if url_node is not None else None
+        pub_node = node.css_first('[itemprop~="datePublished"]')
+        mod_node = node.css_first('[itemprop~="dateModified"]')
+        published = parse_machine_datetime(_prop_value(pub_node), zone) if pub_node is not None else None
+        modified = parse_machine_datetime(_prop_value(mod_node), zone) if mod_node is not None else None
+        body_nodes.append(node.css_first('[itemprop~="articleBody"]'))
+        if url_node is not None:
+            url_node.decompose()
+        facts.append((url, published, modified))
+    posts = read_posts(list(nodes), zone, body_nodes)
+    for post, (url, published, modified) in zip(posts, facts, strict=True):
+        if post.anchor is None and url:
+            _base, anchor = urldefrag(urljoin(canonical, url))
+            post.anchor = anchor or None
+        if published is not None:
+            post.published, post.published_clock = published, None
+        if modified is not None:
+            post.updated, post.updated_clock = modified, None
+    return posts_to_fragments(posts, zone, reference), list(nodes)

@@ -1,0 +1,466 @@
+"""The fetch stage: the schedule loop, bounded concurrent fetches, and the produce to news.raw.
+
+The loop pops due feeds from the heap and starts at most ``global_concurrency`` fetches;
+a feed whose host already has ``per_host_concurrency`` fetches running waits in that
+host's line without holding a global slot, so one slow shared host cannot starve the rest.
+Conditional-GET state is recorded only after the broker acknowledged the produced body: a
+broker outage costs a re-fetch, never a lost body.  No feed can take the stage down: every
+failure is classified, logged, and the feed is rescheduled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from yarl import URL
+
+from ingestor import headers as hdr
+from ingestor.config import FeedConfig, Settings
+from ingestor.fetch.hints import Hints
+from ingestor.fetch.http import Fetcher, FetchResult, Validators
+from ingestor.fetch.outcome import Outcome, settle
+from ingestor.fetch.schedule import DueQueue, FeedTiming, Policy, first_delay, next_delay
+from ingestor.fetch.state import SavedState, encode
+from ingestor.fetch.store import ensure_state_topic, load_states
+from ingestor.kafka import KafkaConnection
+from ingestor.models import format_utc
+
+log = structlog.get_logger("ingestor.fetch")
+
+_HISTORY = 10
+_LATENESS_SAMPLES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One line of a feed's recent history: the data ``feed_fetched`` logs, kept for status."""
+
+    at: datetime
+    outcome: Outcome
+    status: int | None
+    duration_ms: float
+    bytes: int
+    reason: str | None
+    produced: bool
+    next_due: datetime
+
+
+@dataclass(slots=True)
+class FeedState:
+    feed: FeedConfig
+    timing: FeedTiming
+    host: str
+    etag: str | None = None
+    last_modified: str | None = None
+    sha256: str | None = None
+    history: deque[AttemptRecord] = field(default_factory=lambda: deque(maxlen=_HISTORY))
+    removed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStatus:
+    feed_id: str
+    url: str
+    next_due: datetime | None
+    failures: int
+    etag: str | None
+    last_modified: str | None
+    sha256: str | None
+    effective_interval: float
+    attempts: tuple[AttemptRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchHealth:
+    """What /readyz and an operator want to know, cheap to compute (no scan of the feeds)."""
+
+    running: bool
+    ready: bool
+    feeds: int
+    in_flight: int
+    waiting_for_host: int
+    overdue_seconds: float  # how late the most overdue feed in the queue is
+    fetches: int
+    produced: int
+    outcomes: dict[str, int]
+    lateness_p99_seconds: float | None
+    last_produce_error: str | None
+
+
+def _host_of(url: str) -> str:
+    return (URL(url).host or "").lower()
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class FetchStage:
+    """Polls the configured feeds and produces every changed body once to ``topics.raw``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        connection: KafkaConnection,
+        *,
+        feeds: list[FeedConfig] | None = None,
+        fetcher: Fetcher | None = None,
+        rand: Callable[[], float] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._config = settings.fetch
+        self._connection = connection
+        self._topic = settings.topics.raw
+        self._policy = Policy.from_config(settings.fetch)
+        self._fetcher = fetcher or Fetcher(settings.fetch)
+        self._rand = rand or random.Random().random
+        self._producer: AIOKafkaProducer | None = None
+        self._queue = DueQueue()
+        self._states: dict[str, FeedState] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._host_active: Counter[str] = Counter()
+        self._host_waiting: dict[str, deque[tuple[float, str]]] = {}
+        self._hosts_freed: set[str] = set()
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._fetches = 0
+        self._produced = 0
+        self._outcomes: Counter[str] = Counter()
+        self._lateness: deque[float] = deque(maxlen=_LATENESS_SAMPLES)
+        self._last_produce_error: str | None = None
+        initial = feeds if feeds is not None else [f for f in settings.feeds if f.enabled]
+        for feed in initial:
+            self._register(feed, time.time())
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._loop_task is not None:
+            return
+        producer = self._connection.producer()
+        await producer.start()
+        self._producer = producer
+        try:
+            await self._restore()
+            await self._fetcher.start()
+        except BaseException:
+            await producer.stop()
+            self._producer = None
+            raise
+        self._stopping = False
+        self._loop_task = asyncio.create_task(self._run(), name="fetch-schedule")
+        log.info("fetch_started", stage="fetch", feeds=len(self._states), topic=self._topic)
+
+    async def stop(self) -> None:
+        """Stop scheduling, give in-flight fetches ``shutdown_grace`` to finish, then cancel them;
+        flush the producer so every acknowledged-to-be body is on the broker."""
+        self._stopping = True
+        self._wake.set()
+        loop_task, self._loop_task = self._loop_task, None
+        if loop_task is not None:
+            loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop_task
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=self._config.shutdown_grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        await self._fetcher.close()
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await producer.flush()
+            finally:
+                await producer.stop()
+        log.info("fetch_stopped", stage="fetch", fetches=self._fetches, produced=self._produced)
+
+    async def _restore(self) -> None:
+        """Resume validators and schedule from the state topic; a feed whose URL changed starts afresh."""
+        topic = self._config.state_topic
+        if not topic:
+            return
+        topics = self._settings.topics
+        await ensure_state_topic(self._connection, topic, topics.partitions, topics.replication_factor)
+        saved = await load_states(self._connection, topic)
+        now = time.time()
+        restored = 0
+        for feed_id, state in self._states.items():
+            previous = saved.get(feed_id)
+            if previous is None or previous.url != state.feed.url:
+                continue
+            state.etag, state.last_modified, state.sha256 = (
+                previous.etag,
+                previous.last_modified,
+                previous.sha256,
+            )
+            previous.apply_to(state.timing)
+            if previous.next_due is not None and previous.next_due > now:
+                self._queue.schedule(feed_id, previous.next_due)
+            restored += 1
+        log.info("fetch_state_restored", stage="fetch", feeds=restored, known=len(saved))
+
+    async def _save(self, state: FeedState, due: float, now: float) -> None:
+        """Enqueue (not await) the state record: it follows the raw produce it describes."""
+        topic = self._config.state_topic
+        if not topic or self._producer is None:
+            return
+        record = SavedState(
+            url=state.feed.url,
+            etag=state.etag,
+            last_modified=state.last_modified,
+            sha256=state.sha256,
+            failures=state.timing.failures,
+            change_interval=state.timing.change_interval,
+            last_change_at=state.timing.last_change_at,
+            next_due=due,
+            saved_at=now,
+        )
+        try:
+            await self._producer.send(topic, encode(record), key=state.feed.id.encode("utf-8"))
+        except Exception as exc:  # losing a state record costs one unconditional fetch, no more
+            log.warning("fetch_state_not_saved", stage="fetch", feed=state.feed.id, error=str(exc))
+
+    # --- feeds ----------------------------------------------------------------------
+
+    def _register(self, feed: FeedConfig, now: float) -> FeedState:
+        timing = self._policy.timing_for(feed)
+        state = FeedState(feed=feed, timing=timing, host=_host_of(feed.url))
+        self._states[feed.id] = state
+        self._queue.schedule(feed.id, now + first_delay(timing, self._config.startup_spread, self._rand))
+        return state
+
+    def add_feed(self, feed: FeedConfig) -> None:
+        """Start polling a feed (or apply a changed definition, keeping its validators)."""
+        old = self._states.get(feed.id)
+        if old is not None and old.feed == feed:
+            return
+        if old is not None:
+            old.removed = True
+            self._queue.remove(feed.id)
+        state = self._register(feed, time.time())
+        if old is not None and old.feed.url == feed.url:
+            state.etag, state.last_modified, state.sha256 = old.etag, old.last_modified, old.sha256
+            state.history = old.history
+        self._wake.set()
+
+    def remove_feed(self, feed_id: str) -> bool:
+        state = self._states.pop(feed_id, None)
+        if state is None:
+            return False
+        state.removed = True
+        self._queue.remove(feed_id)
+        return True
+
+    # --- introspection ----------------------------------------------------------------
+
+    def health(self) -> FetchHealth:
+        now = time.time()
+        head = self._queue.peek()
+        samples = sorted(self._lateness)
+        p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))] if samples else None
+        running = self._loop_task is not None and not self._loop_task.done()
+        return FetchHealth(
+            running=running,
+            ready=running and self._producer is not None and not self._stopping,
+            feeds=len(self._states),
+            in_flight=len(self._tasks),
+            waiting_for_host=sum(len(line) for line in self._host_waiting.values()),
+            overdue_seconds=max(0.0, now - head[0]) if head else 0.0,
+            fetches=self._fetches,
+            produced=self._produced,
+            outcomes=dict(self._outcomes),
+            lateness_p99_seconds=p99,
+            last_produce_error=self._last_produce_error,
+        )
+
+    def feed_status(self, feed_id: str) -> FeedStatus | None:
+        state = self._states.get(feed_id)
+        if state is None:
+            return None
+        due = self._queue.due_at(feed_id)
+        return FeedStatus(
+            feed_id=feed_id,
+            url=state.feed.url,
+            next_due=_utc(due) if due is not None else None,
+            failures=state.timing.failures,
+            etag=state.etag,
+            last_modified=state.last_modified,
+            sha256=state.sha256,
+            effective_interval=state.timing.effective_interval(time.time()),
+            attempts=tuple(state.history),
+        )
+
+    # --- the loop ---------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            now = time.time()
+            try:
+                self._dispatch(now)
+            except Exception:  # a bug here must not stop every feed; log and keep the loop alive
+                log.exception("fetch_dispatch_failed", stage="fetch")
+            timeout: float | None = None
+            if len(self._tasks) < self._config.global_concurrency:
+                head = self._queue.peek()
+                if head is not None:
+                    timeout = max(0.0, head[0] - time.time())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+
+    def _dispatch(self, now: float) -> None:
+        cap = self._config.global_concurrency
+        per_host = self._config.per_host_concurrency
+        for host in list(self._hosts_freed):
+            line = self._host_waiting.get(host)
+            while line and len(self._tasks) < cap and self._host_active[host] < per_host:
+                due, feed_id = line.popleft()
+                state = self._states.get(feed_id)
+                if state is not None and not state.removed:
+                    self._start(state, due, now)
+            if not line:
+                self._host_waiting.pop(host, None)
+                self._hosts_freed.discard(host)
+            elif self._host_active[host] >= per_host:
+                self._hosts_freed.discard(host)
+            if len(self._tasks) >= cap:
+                return
+        while len(self._tasks) < cap:
+            item = self._queue.pop_due(now)
+            if item is None:
+                return
+            due, feed_id = item
+            state = self._states.get(feed_id)
+            if state is None:
+                continue
+            if self._host_active[state.host] >= per_host:
+                self._host_waiting.setdefault(state.host, deque()).append((due, feed_id))
+                continue
+            self._start(state, due, now)
+
+    def _start(self, state: FeedState, due: float, now: float) -> None:
+        self._host_active[state.host] += 1
+        self._lateness.append(max(0.0, now - due))
+        task = asyncio.create_task(self._fetch_one(state), name=f"fetch:{state.feed.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _release(self, host: str) -> None:
+        self._host_active[host] -= 1
+        if self._host_active[host] <= 0:
+            del self._host_active[host]
+        if host in self._host_waiting:
+            self._hosts_freed.add(host)
+        self._wake.set()
+
+    async def _fetch_one(self, state: FeedState) -> None:
+        feed = state.feed
+        try:
+            result = await self._fetcher.fetch(feed, Validators(state.etag, state.last_modified))
+            outcome = settle(result.outcome, result.sha256, state.sha256)
+            reason = result.reason
+            produced = False
+            if outcome is Outcome.OK:
+                try:
+                    await self._produce(feed, result)
+                    produced = True
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    outcome = Outcome.PRODUCE_FAILED
+                    reason = f"produce failed: {type(exc).__name__}: {exc}"
+                    self._last_produce_error = reason
+            await self._record(state, result, outcome, reason, produced)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug; the feed is still rescheduled, with backoff
+            log.exception("fetch_failed_unexpectedly", stage="fetch", feed=feed.id)
+            now = datetime.now(UTC)
+            result = FetchResult(feed.id, feed.url, feed.url, Outcome.ERROR, repr(exc), None, now, 0.0)
+            await self._record(state, result, Outcome.ERROR, f"{type(exc).__name__}: {exc}", False)
+        finally:
+            self._release(state.host)
+
+    async def _record(
+        self, state: FeedState, result: FetchResult, outcome: Outcome, reason: str | None, produced: bool
+    ) -> None:
+        """Update validators and schedule; log the canonical ``feed_fetched`` line."""
+        now = time.time()
+        if produced or outcome is Outcome.UNCHANGED:
+            state.etag, state.last_modified = result.etag, result.last_modified
+            state.sha256 = result.sha256
+        elif outcome is Outcome.NOT_MODIFIED:
+            state.etag = result.etag or state.etag
+            state.last_modified = result.last_modified or state.last_modified
+        state.timing.observe(outcome, now)
+        hints = result.hints if outcome is not Outcome.ERROR else Hints()
+        delay = next_delay(self._policy, state.timing, outcome, hints, now, self._rand)
+        due = now + delay
+        if not state.removed and not self._stopping:
+            self._queue.schedule(state.feed.id, due)
+        await self._save(state, due, now)
+        self._fetches += 1
+        self._produced += int(produced)
+        self._outcomes[outcome.value] += 1
+        record = AttemptRecord(
+            at=result.fetched_at,
+            outcome=outcome,
+            status=result.status,
+            duration_ms=round(result.duration_ms, 1),
+            bytes=result.bytes_read,
+            reason=reason,
+            produced=produced,
+            next_due=_utc(due),
+        )
+        state.history.append(record)
+        (log.info if outcome.success else log.warning)(
+            "feed_fetched",
+            stage="fetch",
+            feed=state.feed.id,
+            status=result.status,
+            duration_ms=record.duration_ms,
+            url=state.feed.url,
+            final_url=result.final_url if result.final_url != state.feed.url else None,
+            bytes=result.bytes_read,
+            outcome=outcome.value,
+            reason=reason,
+            attempts=result.attempts,
+            produced=produced,
+            failures=state.timing.failures,
+            next_due=format_utc(record.next_due),
+        )
+
+    async def _produce(self, feed: FeedConfig, result: FetchResult) -> None:
+        assert self._producer is not None and result.body is not None
+        headers = hdr.build(
+            [
+                (hdr.URL, feed.url),
+                (hdr.FINAL_URL, result.final_url),
+                (hdr.STATUS, str(result.status) if result.status is not None else None),
+                (hdr.CONTENT_TYPE, result.content_type),
+                (hdr.ETAG, result.etag),
+                (hdr.LAST_MODIFIED, result.last_modified),
+                (hdr.FETCHED_AT, format_utc(result.fetched_at)),
+                (hdr.BODY_SHA256, result.sha256),
+                (hdr.FEED_TIMEZONE, feed.timezone),
+                (hdr.FEED_FORMAT, feed.format),
+                (hdr.FEED_LANGUAGE, feed.language),
+                (hdr.VIA, "poll"),
+            ]
+        )
+        await self._producer.send_and_wait(
+            self._topic, value=result.body, key=feed.id.encode("utf-8"), headers=headers
+        )

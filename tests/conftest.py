@@ -1,0 +1,53 @@
+"""Shared fixtures: one real embedded broker per test session, unique topics per test."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingestor.broker import EmbeddedBroker
+from ingestor.config import EmbeddedBrokerConfig, Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SEED = SHARED / "examples" / "kyivindependent-2024-11-04.txt"
+
+
+@pytest.fixture(scope="session")
+def broker_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Tansu broker on loopback for the whole session (memory storage)."""
+    state_dir = tmp_path_factory.mktemp("broker-state")
+    broker = EmbeddedBroker(EmbeddedBrokerConfig(state_dir=state_dir), log_path=state_dir / "tansu.log")
+    address = asyncio.run(broker.start())
+    yield address
+    asyncio.run(broker.stop())
+
+
+def make_settings(
+    broker_address: str, *, feeds: list[dict[str, object]] | None = None, **sections: dict[str, object]
+) -> Settings:
+    """Settings on the session broker with topics and groups no other test uses."""
+    tag = uuid.uuid4().hex[:8]
+    overrides: dict[str, object] = {
+        "kafka": {"bootstrap_servers": broker_address},
+        "topics": {
+            "raw": f"t{tag}.raw",
+            "items": f"t{tag}.items",
+            "published": f"t{tag}.published",
+            "dlq": f"t{tag}.dlq",
+            "feeds": f"t{tag}.feeds",
+            "partitions": 3,
+        },
+        "parse": {"group_id": f"g{tag}-parse"},
+        "dedup": {"group_id": f"g{tag}-dedup"},
+        "fetch": {"allow_private_networks": True, "state_topic": f"t{tag}.fetch-state"},
+        "feeds": feeds or [],
+    }
+    for name, values in sections.items():
+        base = overrides.get(name)
+        overrides[name] = {**base, **values} if isinstance(base, dict) else values
+    return load_settings(None, overrides=overrides)

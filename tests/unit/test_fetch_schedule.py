@@ -1,0 +1,168 @@
+"""The schedule policy and the due queue, with a fixed clock and a scripted random source."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from ingestor.config import FeedConfig
+from ingestor.fetch.hints import Hints
+from ingestor.fetch.outcome import Outcome
+from ingestor.fetch.schedule import DueQueue, FeedTiming, Policy, first_delay, next_delay
+
+MID = lambda: 0.5  # noqa: E731 - no jitter: 2*0.5-1 == 0
+POLICY = Policy(default_interval=300, floor=1, max_interval=6 * 3600, max_backoff=6 * 3600, jitter=0.1)
+
+
+def feed(**kw: object) -> FeedConfig:
+    return FeedConfig.model_validate({"id": "f", "url": "https://example.com/rss", **kw})
+
+
+def run(timing: FeedTiming, outcome: Outcome, now: float, hints: Hints | None = None, rand=MID) -> float:
+    timing.observe(outcome, now)
+    return next_delay(POLICY, timing, outcome, hints or Hints(), now, rand)
+
+
+def test_timing_uses_feed_interval_and_floors() -> None:
+    t = POLICY.timing_for(feed(interval=60))
+    assert (t.interval, t.min_interval) == (60, 15)
+    t = POLICY.timing_for(feed())
+    assert t.interval == 300
+    t = POLICY.timing_for(feed(interval=0.2, min_interval=0.1))  # the politeness floor wins
+    assert (t.interval, t.min_interval) == (1, 1)
+    t = POLICY.timing_for(feed(interval=60, min_interval=120))  # a floor above the interval is clamped
+    assert t.min_interval == 60
+
+
+def test_plain_success_is_the_interval() -> None:
+    t = POLICY.timing_for(feed(interval=60))
+    assert run(t, Outcome.NOT_MODIFIED, 0) == 60
+    assert run(t, Outcome.OK, 60) == 60  # one change says nothing about a rate yet
+
+
+def test_jitter_stays_within_bounds() -> None:
+    t = POLICY.timing_for(feed(interval=100))
+    rng = random.Random(1)
+    delays = [run(t, Outcome.NOT_MODIFIED, 0, rand=rng.random) for _ in range(500)]
+    assert min(delays) >= 90 and max(delays) <= 110
+    assert max(delays) - min(delays) > 15  # actually spread
+
+
+@pytest.mark.parametrize(
+    ("hints", "expected"),
+    [
+        (Hints(max_age=900), 900),
+        (Hints(expires=1200), 1200),
+        (Hints(ttl=3600), 3600),
+        (Hints(max_age=30), 60),  # a short cache hint never narrows
+        (Hints(max_age=10**9), 6 * 3600),  # capped by max_interval
+        (Hints(max_age=900, ttl=1800), 1800),  # the widest wins
+    ],
+)
+def test_cache_hints_widen_within_the_cap(hints: Hints, expected: float) -> None:
+    t = POLICY.timing_for(feed(interval=60))
+    assert run(t, Outcome.NOT_MODIFIED, 0, hints) == expected
+
+
+def test_busy_feed_narrows_down_to_its_min_interval_and_drifts_back() -> None:
+    t = POLICY.timing_for(feed(interval=600, min_interval=60))
+    now = 0.0
+    delays = []
+    for _ in range(12):  # the feed changes every 100 s
+        delays.append(run(t, Outcome.OK, now))
+        now += 100
+    assert delays[0] == 600
+    assert delays[-1] == pytest.approx(60, abs=1)  # 100 s * 0.5, floored at 60
+    # it goes quiet: the interval widens back to the configured one
+    quiet = [run(t, Outcome.NOT_MODIFIED, now + s) for s in (200, 600, 2000)]
+    assert quiet[0] == pytest.approx(150)  # 300 s since the last change * 0.5
+    assert quiet[-1] == 600
+
+
+def test_failures_back_off_exponentially_capped_and_reset_on_success() -> None:
+    policy = Policy(default_interval=60, floor=1, max_interval=3600, max_backoff=1000, jitter=0.0)
+    t = policy.timing_for(feed(interval=60))
+    delays = []
+    for n in range(10):
+        t.observe(Outcome.CONNECT, n)
+        delays.append(next_delay(policy, t, Outcome.CONNECT, Hints(), n, MID))
+    assert delays[:5] == [60, 120, 240, 480, 960]
+    assert all(d <= 1000 for d in delays)
+    assert t.failures == 10  # never dropped: always a finite next delay
+    t.observe(Outcome.NOT_MODIFIED, 20)
+    assert t.failures == 0
+    assert next_delay(policy, t, Outcome.NOT_MODIFIED, Hints(), 20, MID) == 60
+
+
+def test_backoff_at_the_cap_is_spread_not_piled_up() -> None:
+    policy = Policy(default_interval=60, floor=1, max_interval=3600, max_backoff=1000, jitter=0.0)
+    rng = random.Random(7)
+    delays = set()
+    for _ in range(50):
+        t = policy.timing_for(feed(interval=60))
+        t.failures = 30
+        delays.add(round(next_delay(policy, t, Outcome.HTTP_5XX, Hints(), 0, rng.random)))
+    assert max(delays) <= 1000 and len(delays) > 20
+
+
+@pytest.mark.parametrize("outcome", [Outcome.HTTP_429, Outcome.HTTP_5XX])
+def test_retry_after_is_honoured_never_sooner(outcome: Outcome) -> None:
+    t = POLICY.timing_for(feed(interval=60))
+    low = lambda: 0.0  # noqa: E731 - the most negative jitter
+    assert run(t, outcome, 0, Hints(retry_after=900), rand=low) >= 900
+    assert run(t, outcome, 0, Hints(retry_after=10**8), rand=low) == 6 * 3600  # capped
+
+
+def test_retry_after_also_floors_a_success() -> None:
+    t = POLICY.timing_for(feed(interval=60))
+    assert run(t, Outcome.NOT_MODIFIED, 0, Hints(retry_after=120)) == 120
+
+
+def test_produce_failure_does_not_count_against_the_feed() -> None:
+    t = POLICY.timing_for(feed(interval=60))
+    assert run(t, Outcome.PRODUCE_FAILED, 0) == 60
+    assert t.failures == 0
+
+
+def test_first_fetches_are_spread() -> None:
+    t = POLICY.timing_for(feed(interval=300))
+    rng = random.Random(3)
+    firsts = [first_delay(t, 10, rng.random) for _ in range(200)]
+    assert min(firsts) >= 0 and max(firsts) <= 10 and max(firsts) - min(firsts) > 8
+
+
+def test_due_queue_orders_moves_and_removes() -> None:
+    q = DueQueue()
+    q.schedule("a", 30)
+    q.schedule("b", 10)
+    q.schedule("c", 20)
+    q.schedule("b", 40)  # moved later
+    assert len(q) == 3 and "b" in q and q.due_at("b") == 40
+    assert q.peek() == (20, "c")
+    assert q.pop_due(5) is None
+    assert q.pop_due(25) == (20, "c")
+    assert q.remove("a")
+    assert not q.remove("a")
+    assert q.pop_due(100) == (40, "b")
+    assert q.pop_due(100) is None and len(q) == 0
+
+
+def test_due_queue_stays_compact_under_churn() -> None:
+    q = DueQueue()
+    for i, key in zip(range(50_000), itertools.cycle(["x", "y", "z"]), strict=False):
+        q.schedule(key, float(i))
+    assert len(q) == 3
+    assert len(q._heap) <= 2 * 3 + DueQueue._COMPACT_SLACK + 1
+    assert [q.pop_due(10**6) for _ in range(4)] == [(49_997.0, "z"), (49_998.0, "x"), (49_999.0, "y"), None]
+
+
+def test_due_queue_pops_in_time_order() -> None:
+    q = DueQueue()
+    rng = random.Random(5)
+    for i in range(1000):
+        q.schedule(f"f{i}", rng.random() * 1000)
+    popped = [q.pop_due(10**6) for _ in range(1000)]
+    times = [p[0] for p in popped if p is not None]
+    assert len(times) == 1000 and times == sorted(times)
