@@ -324,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema = sub.add_parser("schema", help="print the JSON Schema of published items")
     schema.set_defaults(func=cmd_schema)
+
+    from ingestor.demo import add_demo_parser
+
+    add_demo_parser(sub)
     return parser
 
 

@@ -9,7 +9,6 @@ guessing.
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -44,6 +43,16 @@ ItemKind = Literal["article", "live_update"]
 PublishEvent = Literal["created", "updated"]
 
 
+class Enclosure(BaseModel):
+    """A media file attached to an item (podcast audio, a video, an image)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    type: str | None = None
+    length: int | None = Field(default=None, description="bytes, when the source says")
+
+
 class NewsItem(BaseModel):
     """One normalized news item: a feed entry, an article, or one fragment of a live page."""
 
@@ -59,6 +68,7 @@ class NewsItem(BaseModel):
     summary: str | None = None
     authors: list[str] = Field(default_factory=list)
     categories: list[str] = Field(default_factory=list)
+    enclosures: list[Enclosure] = Field(default_factory=list)
     language: str | None = Field(default=None, description="BCP 47 tag, e.g. 'en', 'uk'.")
     published_at: UtcDatetime | None = None
     updated_at: UtcDatetime | None = None
@@ -87,12 +97,11 @@ def content_hash(
 
     Times are left out on purpose: clock-only times are resolved against the fetch time, so
     they may shift between fetches of an unchanged page, and that must not read as an edit.
+    Fields are joined with ASCII separators (which never survive text normalisation), cheaper
+    than a JSON encoding on pages with hundreds of fragments.
     """
-    canonical = json.dumps(
-        {"title": title, "body": body, "authors": authors, "url": url, "summary": summary},
-        ensure_ascii=False,
-        sort_keys=True,
-        separators=(",", ":"),
+    canonical = "\x1e".join(
+        (title, body, "\x1f".join(authors), url or "\x00", "\x00" if summary is None else summary)
     )
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

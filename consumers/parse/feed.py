@@ -9,12 +9,11 @@ feedparser's time.
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import re
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
@@ -25,11 +24,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import feedparser
 from dateutil import parser as dateparser
 
-from ingestor.models import NewsItem, content_hash, stable_id
+from ingestor.models import Enclosure, NewsItem, content_hash, stable_id
 
 from .charset import as_utf8_xml, decode
 from .document import ParseError, RawDocument
 from .htmltext import html_to_text, normalize_text
+from .live_split import split_live_entry
 from .safety import check_xml_safety
 
 _HTML_TYPES: Final = ("text/html", "application/xhtml+xml", "html", "xhtml")
@@ -61,7 +61,6 @@ _TZINFOS: Final[dict[str, int]] = {
 _DEFAULT_A: Final = datetime(2000, 1, 1)
 _DEFAULT_B: Final = datetime(2001, 2, 2)
 
-LiveSplitter = Callable[..., list[NewsItem] | None]
 
 
 # --- dates ---------------------------------------------------------------------------------
@@ -212,6 +211,8 @@ def enclosures_of(links: Iterable[Mapping[str, Any]], base: str) -> list[dict[st
             length = int(size) if size not in (None, "") else None
         except (TypeError, ValueError):
             length = None
+        if length is not None and length < 0:
+            length = None
         found.append({"url": urljoin(base, str(href)), "type": link.get("type") or None, "length": length})
     return found
 
@@ -227,7 +228,6 @@ def _absolute(base: str, href: Any) -> str | None:
 
 # --- item building -------------------------------------------------------------------------
 
-_HAS_ENCLOSURES: Final = "enclosures" in NewsItem.model_fields
 
 
 class _Ids:
@@ -265,19 +265,6 @@ def _identity(guid: str | None, link: str | None, title: str, date: str) -> tupl
     return None
 
 
-@lru_cache(maxsize=1)
-def _live_splitter() -> LiveSplitter | None:
-    """The other parse engineer's live-blog splitter, when that module exists."""
-    try:
-        module = importlib.import_module("consumers.parse.live_split")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("consumers.parse.live_split", "consumers.parse"):
-            return None
-        raise
-    splitter = getattr(module, "split_live_entry", None)
-    return splitter if callable(splitter) else None
-
-
 def _build(
     doc: RawDocument,
     *,
@@ -294,7 +281,6 @@ def _build(
     enclosures: list[dict[str, Any]],
 ) -> NewsItem:
     summary_value = summary if summary and summary != body else None
-    extra: dict[str, Any] = {"enclosures": enclosures} if _HAS_ENCLOSURES else {}
     return NewsItem(
         id=item_id,
         kind="article",
@@ -310,21 +296,24 @@ def _build(
         updated_at=updated if updated != published else None,
         fetched_at=doc.fetched_at,
         content_hash=content_hash(title=title, body=body, authors=authors, url=url, summary=summary_value),
-        **extra,
+        enclosures=[Enclosure(**enclosure) for enclosure in enclosures],
     )
 
 
 def _split_live(doc: RawDocument, item: NewsItem, html: str | None) -> list[NewsItem]:
-    """Hand an entry whose content may be a live blog to ``live_split.split_live_entry``.
+    """An entry whose content is a live blog becomes the entry plus one item per update.
 
-    Contract: ``split_live_entry(doc, item, html)`` returns None (or an empty list) when the
-    entry is not a live blog, else the items to publish instead of ``item`` (usually the
-    entry itself plus one ``live_update`` per update, their ``parent_id`` the entry's id).
+    The entry itself is always kept: the updates name it as their parent, so a subscriber
+    must be able to find it.
     """
-    splitter = _live_splitter()
-    if splitter is None or not html:
+    if not html:
         return [item]
-    return splitter(doc, item, html) or [item]
+    updates = split_live_entry(doc, item, html)
+    if not updates:
+        return [item]
+    if any(update.id == item.id for update in updates):
+        return updates
+    return [item, *updates]
 
 
 # --- RSS / Atom / RDF through feedparser ---------------------------------------------------

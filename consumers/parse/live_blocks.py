@@ -60,7 +60,10 @@ _UPDATED_TEXT: Final = re.compile(
     rf"{_UPDATED_WORD}\s*(?:at|о|в|um|a\s+las|à|:)?\s*:?\s*(?P<rest>.{{0,60}})", re.IGNORECASE
 )
 _UPDATED_HINTS: Final = ("upd", "edited", "оновл", "обновл", "змін", "aktualis", "actualiz", "mis à")
-_UPDATED_LINE: Final = re.compile(rf"^\s*[(\[]?\s*{_UPDATED_WORD}\b.{{0,70}}$", re.IGNORECASE)
+_UPDATED_LINE: Final = re.compile(
+    rf"^[\s·|,–—\-\d:.]*(?:[AaPp]\.?[Mm]\.?)?[\s·|,–—-]*[(\[]?\s*{_UPDATED_WORD}\b.{{0,70}}$", re.IGNORECASE
+)
+_HAS_WORD: Final = re.compile(r"[^\W\d_]{3,}")
 _CLOCK_ONLY_ATTR: Final = re.compile(rf"^\s*{clock_pattern()}\s*$")
 _CLOCK_LINE: Final = re.compile(rf"^\s*{clock_pattern()}\s*(?:[A-Z]{{2,5}})?\s*$")
 _POST_ID: Final = re.compile(
@@ -168,6 +171,8 @@ def clean_paragraphs(text: str, title: str) -> list[str]:
         if _UPDATED_LINE.match(line) and len(line) < 80:
             continue
         if _CLOCK_LINE.match(line) or parse_authors_line(line) is not None:
+            continue
+        if len(line) < 40 and _HAS_WORD.search(line) is None:  # "8:00 ·", "—", "1/3"
             continue
         if len(line) < 120 and _BY_PREFIX.match(line) and len(line.split()) <= 12:
             continue

@@ -38,6 +38,7 @@ log = structlog.get_logger("ingestor.fetch")
 
 _HISTORY = 10
 _LATENESS_SAMPLES = 10_000
+_FLUSH_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,7 @@ class FetchStage:
         self._outcomes: Counter[str] = Counter()
         self._lateness: deque[float] = deque(maxlen=_LATENESS_SAMPLES)
         self._last_produce_error: str | None = None
+        self._restored: set[str] = set()
         initial = feeds if feeds is not None else [f for f in settings.feeds if f.enabled]
         for feed in initial:
             self._register(feed, time.time())
@@ -147,23 +149,30 @@ class FetchStage:
     async def start(self) -> None:
         if self._loop_task is not None:
             return
+        await self._restore()
         producer = self._connection.producer()
         await producer.start()
         self._producer = producer
         try:
-            await self._restore()
+            await self._pin_topics(producer)
             await self._fetcher.start()
         except BaseException:
             await producer.stop()
             self._producer = None
             raise
+        now = time.time()
+        for feed_id, state in self._states.items():  # first fetches count from now, not from __init__
+            if feed_id not in self._restored:
+                self._queue.schedule(
+                    feed_id, now + first_delay(state.timing, self._config.startup_spread, self._rand)
+                )
         self._stopping = False
         self._loop_task = asyncio.create_task(self._run(), name="fetch-schedule")
         log.info("fetch_started", stage="fetch", feeds=len(self._states), topic=self._topic)
 
     async def stop(self) -> None:
         """Stop scheduling, give in-flight fetches ``shutdown_grace`` to finish, then cancel them;
-        flush the producer so every acknowledged-to-be body is on the broker."""
+        flush the producer (at most a few seconds)."""
         self._stopping = True
         self._wake.set()
         loop_task, self._loop_task = self._loop_task, None
@@ -181,10 +190,25 @@ class FetchStage:
         producer, self._producer = self._producer, None
         if producer is not None:
             try:
-                await producer.flush()
-            finally:
-                await producer.stop()
+                # bounded: with the broker gone, flushing would wait out the request timeout; what
+                # is not acknowledged was never recorded as fetched, so it is re-fetched, not lost
+                async with asyncio.timeout(_FLUSH_TIMEOUT):
+                    await producer.stop()
+            except TimeoutError:
+                log.warning("fetch_flush_timed_out", stage="fetch", seconds=_FLUSH_TIMEOUT)
         log.info("fetch_stopped", stage="fetch", fetches=self._fetches, produced=self._produced)
+
+    async def _pin_topics(self, producer: AIOKafkaProducer) -> None:
+        """Track every topic this producer writes to in its metadata from the start.
+
+        aiokafka forgets topics it learnt from the bootstrap metadata as soon as it is asked
+        about a new one (the refresh then lists only the new topic), and a batch for a
+        forgotten topic waits for a leader forever.  Naming them all up front avoids that.
+        """
+        topics = [t for t in (self._topic, self._config.state_topic) if t]
+        await producer.client.set_topics(topics)
+        for topic in topics:
+            await producer.partitions_for(topic)
 
     async def _restore(self) -> None:
         """Resume validators and schedule from the state topic; a feed whose URL changed starts afresh."""
@@ -208,6 +232,7 @@ class FetchStage:
             previous.apply_to(state.timing)
             if previous.next_due is not None and previous.next_due > now:
                 self._queue.schedule(feed_id, previous.next_due)
+                self._restored.add(feed_id)
             restored += 1
         log.info("fetch_state_restored", stage="fetch", feeds=restored, known=len(saved))
 

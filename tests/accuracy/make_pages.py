@@ -11,6 +11,8 @@ instant.  Scenarios on the autumn repeated hour are composed so that the newest-
 of ARCHITECTURE.md determines the instant; the comments say why.
 """
 
+# ruff: noqa: E501  (HTML templates and month tables read better unwrapped)
+
 from __future__ import annotations
 
 import html
@@ -23,17 +25,82 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus_text import AUTHORS, HEADLINES, PARAGRAPHS  # noqa: E402
+from corpus_text import AUTHORS, HEADLINES, PARAGRAPHS
 
 OUT = Path(__file__).resolve().parent / "pages"
 NBSP = "\u00a0"
 
 MONTHS = {
-    "en": "January February March April May June July August September October November December".split(),
-    "uk": "січня лютого березня квітня травня червня липня серпня вересня жовтня листопада грудня".split(),
-    "ru": "января февраля марта апреля мая июня июля августа сентября октября ноября декабря".split(),
-    "de": "Januar Februar März April Mai Juni Juli August September Oktober November Dezember".split(),
-    "es": "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre".split(),
+    "en": [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ],
+    "uk": [
+        "січня",
+        "лютого",
+        "березня",
+        "квітня",
+        "травня",
+        "червня",
+        "липня",
+        "серпня",
+        "вересня",
+        "жовтня",
+        "листопада",
+        "грудня",
+    ],
+    "ru": [
+        "января",
+        "февраля",
+        "марта",
+        "апреля",
+        "мая",
+        "июня",
+        "июля",
+        "августа",
+        "сентября",
+        "октября",
+        "ноября",
+        "декабря",
+    ],
+    "de": [
+        "Januar",
+        "Februar",
+        "März",
+        "April",
+        "Mai",
+        "Juni",
+        "Juli",
+        "August",
+        "September",
+        "Oktober",
+        "November",
+        "Dezember",
+    ],
+    "es": [
+        "enero",
+        "febrero",
+        "marzo",
+        "abril",
+        "mayo",
+        "junio",
+        "julio",
+        "agosto",
+        "septiembre",
+        "octubre",
+        "noviembre",
+        "diciembre",
+    ],
 }
 UPDATED = {"en": "Updated", "uk": "Оновлено", "ru": "Обновлено", "de": "Aktualisiert", "es": "Actualizado"}
 AUDIO = {
@@ -338,7 +405,7 @@ def block_html(sc: Scenario, p: Post, with_id: bool) -> str:
     return (
         f'<article{ident} class="block">'
         f'<p class="block-time"><time datetime="{iso(sc, p, p.when, p.fold)}">{local_text(sc, p.when, p.fold)}</time></p>'
-        f"{head}{by}<div class=\"block-body\">{paras_html(paras)}"
+        f'{head}{by}<div class="block-body">{paras_html(paras)}'
         f'<figure><img src="x.jpg"><figcaption>{html.escape(CAPTIONS[sc.lang])}</figcaption></figure></div>'
         f'{upd}<div class="share">Share</div></article>\n'
     )

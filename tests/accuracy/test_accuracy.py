@@ -59,7 +59,10 @@ def test_page(name: str) -> None:
         }
         for i in items
     ]
-    want = [{k: e[k] for k in ("kind", "title", "published_at", "updated_at", "authors", "language")} for e in expected]
+    want = [
+        {k: e[k] for k in ("kind", "title", "published_at", "updated_at", "authors", "language")}
+        for e in expected
+    ]
     assert got == want
     article_ids = {i.id for i in items if i.kind == "article"}
     for item, exp in zip(items, expected, strict=True):

@@ -275,26 +275,13 @@ def test_forced_format_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- live blogs inside an entry ------------------------------------------------------------
 
 
-def test_live_entry_is_handed_to_the_splitter(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[str, str]] = []
-
-    def split(document: RawDocument, item: NewsItem, html: str) -> list[NewsItem] | None:
-        calls.append((item.id, html))
-        fragment = item.model_copy(
-            update={"id": item.id + "-u1", "kind": "live_update", "parent_id": item.id}
-        )
-        return [item, fragment]
-
-    monkeypatch.setattr(feed_module, "_live_splitter", lambda: split)
+def test_live_entry_is_split_and_the_entry_kept_as_parent() -> None:
     items = parse("rss2_live_entry.xml")
-    assert [item.kind for item in items] == ["article", "live_update"]
-    assert len(calls) == 1 and '<time datetime="2024-11-04T23:40:00Z">' in calls[0][1]
-
-
-def test_without_a_splitter_the_live_entry_is_one_article(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(feed_module, "_live_splitter", lambda: None)
-    (item,) = parse("rss2_live_entry.xml")
-    assert item.body.startswith("23:40\n\nWinds ease on the coast.")
+    entry, *updates = items
+    assert entry.kind == "article"
+    assert len(updates) >= 2
+    assert all(update.kind == "live_update" and update.parent_id == entry.id for update in updates)
+    assert len({item.id for item in items}) == len(items)
 
 
 # --- helpers -------------------------------------------------------------------------------

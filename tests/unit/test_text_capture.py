@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consumers.parse.document import ParseError, RawDocument
 from consumers.parse.furniture import detect_language, is_caption, parse_byline
@@ -227,3 +229,25 @@ def test_sniff_and_empty() -> None:
     assert not looks_like_text_capture("Just a paragraph of text.\nAnother one.")
     with pytest.raises(ParseError):
         parse("")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=80),
+            st.sampled_from(
+                ["1:10 AM (Updated: )", "13:05", "date 2024-11-04", "Authors: A, B", "", "by X 4 May 2024"]
+            ),
+        ),
+        max_size=30,
+    )
+)
+def test_arbitrary_text_yields_items_or_parse_error(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    try:
+        items = parse(text)
+    except ParseError as err:
+        assert err.reason == "no_items"
+    else:
+        assert items and all(i.published_at is None or i.published_at.tzinfo is not None for i in items)
