@@ -1,4 +1,4 @@
-"""`ingestor`: run the daemon, parse saved documents, tail topics, run a broker."""
+"""`ingestor`: run the daemon, parse saved documents, tail topics, replay, run a broker."""
 
 from __future__ import annotations
 
@@ -235,6 +235,135 @@ def cmd_tail(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- dlq / replay ------------------------------------------------------------------------------
+
+
+def _tool_connection(args: argparse.Namespace, command: str) -> tuple[Settings, Any] | int:
+    """Settings and a connection for a one-shot tool, or the exit status of a config error."""
+    try:
+        settings = _settings(args.config, required=args.config is not None)
+        bootstrap = args.bootstrap_servers or _bootstrap_for_tools(settings)
+    except ConfigError as exc:
+        print(f"ingestor {command}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging("WARNING", "json", stream=sys.stderr)
+    from ingestor.kafka import KafkaConnection
+
+    return settings, KafkaConnection(bootstrap, settings.kafka)
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def cmd_dlq_list(args: argparse.Namespace) -> int:
+    resolved = _tool_connection(args, "dlq list")
+    if isinstance(resolved, int):
+        return resolved
+    settings, connection = resolved
+    from ingestor.dlq import list_entries
+
+    entries = asyncio.run(
+        list_entries(
+            connection,
+            settings.topics.dlq,
+            max_entries=args.max,
+            stage=args.stage,
+            error_type=args.error_type,
+        )
+    )
+    for entry in entries:
+        _print_json(entry.to_json())
+    return 0
+
+
+def cmd_dlq_replay(args: argparse.Namespace) -> int:
+    resolved = _tool_connection(args, "dlq replay")
+    if isinstance(resolved, int):
+        return resolved
+    settings, connection = resolved
+    from ingestor.dlq import DlqEntry, replay
+
+    def show(entry: DlqEntry, replayed: bool) -> None:
+        _print_json({**entry.to_json(), "replayed": replayed})
+
+    report = asyncio.run(
+        replay(
+            connection,
+            settings.topics,
+            stage=args.stage,
+            error_type=args.error_type,
+            dry_run=args.dry_run,
+            on_entry=show,
+        )
+    )
+    print(json.dumps({"dry_run": args.dry_run, **report.to_json()}), file=sys.stderr)
+    return 0
+
+
+def _rfc3339(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"{text!r} needs a UTC offset, e.g. 2024-11-04T12:00:00Z")
+    return value
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    try:
+        since = _rfc3339(args.since)
+        until = _rfc3339(args.until) if args.until else None
+    except ValueError as exc:
+        print(f"ingestor replay: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if until is not None and until < since:
+        print("ingestor replay: --to is before --from", file=sys.stderr)
+        return EXIT_CONFIG
+    resolved = _tool_connection(args, "replay")
+    if isinstance(resolved, int):
+        return resolved
+    settings, connection = resolved
+    from ingestor.replay import replay_range
+
+    try:
+        report = asyncio.run(replay_range(connection, settings, since=since, until=until))
+    except Exception as exc:
+        print(f"ingestor replay: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    _print_json(report.to_json())
+    return 0
+
+
+# ---- status ------------------------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Groups and lag, failing feeds, last publish, DLQ size: rich tables on a TTY, else JSON."""
+    try:
+        settings = _settings(args.config, required=args.config is not None)
+        bootstrap = args.bootstrap_servers or _bootstrap_for_tools(settings)
+    except ConfigError as exc:
+        print(f"ingestor status: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging("ERROR", "json", stream=sys.stderr)
+    from ingestor.status import gather_status, render_table
+
+    async def main() -> dict[str, Any]:
+        async with asyncio.timeout(args.timeout):
+            return await gather_status(settings, bootstrap)
+
+    try:
+        status = asyncio.run(main())
+    except Exception as exc:
+        print(f"ingestor status: {bootstrap}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    if args.json or not sys.stdout.isatty():
+        print(json.dumps(status, ensure_ascii=False, indent=2))
+    else:
+        render_table(status)
+    return 0
+
+
 # ---- broker / schema ---------------------------------------------------------------------------
 
 
@@ -315,12 +444,40 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--bootstrap-servers", help="override the config's brokers")
     tail.set_defaults(func=cmd_tail)
 
+    dlq = sub.add_parser("dlq", help="inspect and replay the dead-letter topic")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_list = dlq_sub.add_parser("list", help="dead letters as JSON lines (source, stage, error, key)")
+    dlq_list.add_argument("--max", type=int, help="at most N entries")
+    dlq_replay = dlq_sub.add_parser("replay", help="re-send dead letters to their source topic, once each")
+    dlq_replay.add_argument("--dry-run", action="store_true", help="only print what would be replayed")
+    for tool in (dlq_list, dlq_replay):
+        tool.add_argument("--stage", choices=["fetch", "parse", "dedup"], help="only this stage's refusals")
+        tool.add_argument("--error-type", help="only this error type (e.g. crash, invalid_json)")
+        tool.add_argument("--config")
+        tool.add_argument("--bootstrap-servers", help="override the config's brokers")
+    dlq_list.set_defaults(func=cmd_dlq_list)
+    dlq_replay.set_defaults(func=cmd_dlq_replay)
+
+    replay = sub.add_parser("replay", help="re-parse news.raw in a time range and produce the items again")
+    replay.add_argument("--from", dest="since", required=True, metavar="RFC3339")
+    replay.add_argument("--to", dest="until", metavar="RFC3339")
+    replay.add_argument("--config")
+    replay.add_argument("--bootstrap-servers", help="override the config's brokers")
+    replay.set_defaults(func=cmd_replay)
+
     broker = sub.add_parser("broker", help="run only the embedded broker (prints its address)")
     broker.add_argument("--config")
     broker.add_argument("--port", type=int)
     broker.add_argument("--storage", help="memory://tansu/ or s3://bucket/")
     broker.add_argument("--log-format", choices=["auto", "json", "console"])
     broker.set_defaults(func=cmd_broker)
+
+    status = sub.add_parser("status", help="consumer lag, failing feeds, last publish, DLQ size")
+    status.add_argument("--config")
+    status.add_argument("--bootstrap-servers", help="override the config's brokers")
+    status.add_argument("--json", action="store_true", help="JSON even on a terminal")
+    status.add_argument("--timeout", type=float, default=60.0, help="give up after SECONDS")
+    status.set_defaults(func=cmd_status)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of published items")
     schema.set_defaults(func=cmd_schema)

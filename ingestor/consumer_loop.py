@@ -7,12 +7,18 @@ its original key, value and headers plus the reason) and counts as handled, so o
 message never stops a partition.  Any broker error tears the consumer down; the supervisor
 builds a new one, which resumes from the committed offsets (and re-runs the stage's
 assignment hook, e.g. dedup's state restore), so nothing half-done is ever trusted.
+
+While the broker is away the loop stays up: the supervisor retries with capped exponential
+backoff (reset after a healthy spell), and an idle consumer probes the broker every few seconds
+so that `health()` reports not-ready during an outage even when there is nothing to consume.
+A send that fails or times out fails the batch's ``gather``: its input is never committed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,13 +29,22 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from ingestor import headers as hdr
-from ingestor.kafka import KafkaConnection
+from ingestor import metrics
+from ingestor.kafka import KafkaConnection, pin_producer_topics
 from ingestor.models import format_utc
 
 log = structlog.get_logger("ingestor.consumer")
+
+#: Supervisor backoff: first retry after ~0.5 s, doubling, capped; reset after a healthy spell.
+RESTART_BASE_S = 0.5
+RESTART_CAP_S = 10.0
+HEALTHY_SPELL_S = 60.0
+#: An idle consumer checks the broker this often; no contact for STALE_S means not ready.
+PROBE_EVERY_S = 5.0
+PROBE_TIMEOUT_S = 5.0
+STALE_S = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +120,33 @@ class LoopStats:
     assigned: set[TopicPartition] = field(default_factory=set)
     connected: bool = False
     restarts: int = 0
+    assigned_at: float | None = None  # the last completed group join; None while (re)joining
+    last_poll_at: float | None = None
+    lag: dict[TopicPartition, int] = field(default_factory=dict)
+    last_error: str | None = None
+    #: monotonic time of the last successful round trip to the broker
+    last_contact: float | None = None
+    broker_ok: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LoopHealth:
+    """A snapshot for /readyz and operators: cheap, no I/O."""
+
+    stage: str
+    running: bool
+    ready: bool
+    connected: bool
+    broker_ok: bool
+    assigned: list[int]
+    records: int
+    produced: int
+    refused: int
+    batches: int
+    restarts: int
+    last_batch_at: float | None
+    seconds_since_contact: float | None
+    last_error: str | None
 
 
 class ConsumeLoop:
@@ -123,6 +165,7 @@ class ConsumeLoop:
         max_message_bytes: int = 20 * 1024 * 1024,
         on_assigned: PartitionHook | None = None,
         on_revoked: PartitionHook | None = None,
+        output_topics: Sequence[str] = (),
         consumer_overrides: dict[str, Any] | None = None,
     ) -> None:
         self.stage = stage
@@ -136,11 +179,13 @@ class ConsumeLoop:
         self._on_assigned = on_assigned
         self._on_revoked = on_revoked
         self._consumer_overrides = consumer_overrides or {}
+        self._output_topics = [*output_topics, dlq_topic]
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._batch_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._next_probe_at = 0.0
         self.stats = LoopStats()
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -167,25 +212,63 @@ class ConsumeLoop:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    async def _supervise(self) -> None:
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(Exception),
-            wait=wait_exponential_jitter(multiplier=0.5, max=30.0),
-            before_sleep=lambda state: log.warning(
-                "stage_restarting",
-                stage=self.stage,
-                attempt=state.attempt_number,
-                error=repr(state.outcome.exception()) if state.outcome else None,
-                retry_in_s=round(state.upcoming_sleep, 2),
-            ),
-            reraise=True,
+    def health(self) -> LoopHealth:
+        stats = self.stats
+        since = time.monotonic() - stats.last_contact if stats.last_contact is not None else None
+        fresh = since is not None and since < STALE_S
+        running = self.running and not self._stopping.is_set()
+        return LoopHealth(
+            stage=self.stage,
+            running=running,
+            ready=running and stats.connected and stats.broker_ok and fresh,
+            connected=stats.connected,
+            broker_ok=stats.broker_ok,
+            assigned=sorted(tp.partition for tp in stats.assigned),
+            records=stats.records,
+            produced=stats.produced,
+            refused=stats.refused,
+            batches=stats.batches,
+            restarts=stats.restarts,
+            last_batch_at=stats.last_batch_at,
+            seconds_since_contact=round(since, 3) if since is not None else None,
+            last_error=stats.last_error,
         )
-        async for attempt in retrying:
-            with attempt:
-                if self._stopping.is_set():
-                    return
+
+    def ready(self) -> bool:
+        return self.health().ready
+
+    def _contact(self) -> None:
+        self.stats.last_contact = time.monotonic()
+        self._next_probe_at = self.stats.last_contact + PROBE_EVERY_S
+        if not self.stats.broker_ok:
+            self.stats.broker_ok = True
+            log.info("broker_reachable", stage=self.stage)
+
+    async def _supervise(self) -> None:
+        """Run the consumer until stopped; on any error rebuild it after a capped, jittered backoff
+        that never gives up (an outage of hours ends in a recovery, not an exit)."""
+        failures = 0
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            try:
                 await self._run_once()
-                self.stats.restarts += 1
+                return
+            except Exception as exc:
+                if time.monotonic() - started > HEALTHY_SPELL_S:
+                    failures = 0
+                failures += 1
+                self.stats.broker_ok = False
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                delay = min(RESTART_CAP_S, RESTART_BASE_S * 2 ** (failures - 1)) * (0.5 + random.random() / 2)
+                log.warning(
+                    "stage_restarting",
+                    stage=self.stage,
+                    attempt=failures,
+                    error=self.stats.last_error,
+                    retry_in_s=round(delay, 2),
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
 
     async def _run_once(self) -> None:
         consumer = self._connection.consumer(group_id=self._group_id, **self._consumer_overrides)
@@ -193,18 +276,46 @@ class ConsumeLoop:
         self._consumer, self._producer = consumer, producer
         try:
             await producer.start()
+            await pin_producer_topics(producer, self._output_topics)
             consumer.subscribe(self._topics, listener=_Listener(self))
             await consumer.start()
             self.stats.connected = True
+            self._contact()
             log.info("stage_consuming", stage=self.stage, topics=self._topics, group=self._group_id)
             while not self._stopping.is_set():
                 batch = await consumer.getmany(timeout_ms=250, max_records=self._max_batch)
                 if batch:
                     async with self._batch_lock:
                         await self._process_batch(consumer, producer, batch)
+                    self._contact()
+                elif time.monotonic() >= self._next_probe_at:
+                    await self._probe(consumer)
+                self.stats.last_poll_at = time.time()
+                await metrics.sample_lag(consumer, self.stats.lag)
+        except Exception:
+            self.stats.restarts += 1
+            metrics.STAGE_RESTARTS.labels(self.stage).inc()
+            raise
         finally:
             self.stats.connected = False
             await self._close(consumer, producer)
+
+    async def _probe(self, consumer: AIOKafkaConsumer) -> None:
+        """An idle consumer cannot tell a quiet topic from a dead broker; a metadata request can.
+
+        aiokafka reconnects by itself once the broker is back, so a failed probe only reports
+        not-ready (and logs once); it does not tear the consumer down.
+        """
+        try:
+            await asyncio.wait_for(consumer.topics(), PROBE_TIMEOUT_S)
+        except Exception as exc:
+            if self.stats.broker_ok:
+                log.warning("broker_unreachable", stage=self.stage, error=f"{type(exc).__name__}: {exc}")
+            self.stats.broker_ok = False
+            self.stats.last_error = f"broker unreachable: {type(exc).__name__}: {exc}"[:500]
+            self._next_probe_at = time.monotonic() + PROBE_EVERY_S
+            return
+        self._contact()
 
     async def _close(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
         # aiokafka does not call the revoke listener on stop: commit is already done per batch,
@@ -215,6 +326,8 @@ class ConsumeLoop:
             except Exception as exc:
                 log.warning("revoke_hook_failed", stage=self.stage, error=repr(exc))
         self.stats.assigned = set()
+        self.stats.assigned_at = None
+        self.stats.lag.clear()
         for closer in (consumer.stop, producer.stop):
             try:
                 await asyncio.wait_for(closer(), 5.0)
@@ -229,6 +342,7 @@ class ConsumeLoop:
         # before the partitions move: the next owner starts exactly after it.
         async with self._batch_lock:
             self.stats.assigned -= revoked
+            self.stats.assigned_at = None
             if self._on_revoked is not None:
                 await self._on_revoked(revoked)
         log.info("partitions_revoked", stage=self.stage, partitions=sorted(tp.partition for tp in revoked))
@@ -237,6 +351,8 @@ class ConsumeLoop:
         if self._on_assigned is not None:
             await self._on_assigned(assigned)
         self.stats.assigned |= assigned
+        self.stats.assigned_at = time.time()  # also with nothing assigned: a standby member is joined
+        metrics.REBALANCES.labels(self.stage).inc()
         log.info("partitions_assigned", stage=self.stage, partitions=sorted(tp.partition for tp in assigned))
 
     # ---- the batch ----------------------------------------------------------------------------
@@ -264,6 +380,7 @@ class ConsumeLoop:
                     pending.append(future)
                 self.stats.records += 1
             offsets[tp] = records[-1].offset + 1
+            metrics.RECORDS.labels(self.stage).inc(len(records))
         if pending:
             await asyncio.gather(*pending)  # every output acknowledged (acks=all) ...
             self.stats.produced += len(pending)
@@ -271,6 +388,7 @@ class ConsumeLoop:
             try:
                 await consumer.commit(offsets)  # ... before the input is committed
             except CommitFailedError as exc:
+                metrics.COMMIT_FAILURES.labels(self.stage).inc()
                 # The group moved on while we worked: the new owner re-reads from the last
                 # commit, and what we produced is recognised downstream by its ids.
                 log.warning("commit_failed_rebalanced", stage=self.stage, error=str(exc))
@@ -299,6 +417,7 @@ class ConsumeLoop:
 
     def _refuse(self, record: ConsumerRecord[bytes, bytes], error_type: str, message: str) -> Output:
         self.stats.refused += 1
+        metrics.DLQ_MESSAGES.labels(self.stage, error_type).inc()
         log.warning(
             "message_refused",
             stage=self.stage,

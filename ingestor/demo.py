@@ -91,7 +91,11 @@ class EventPrinter:
         self.counts[event] += 1
         when = _local_time(item.get("updated_at") or item.get("published_at") or item.get("fetched_at"))
         tag = f"{event} v{item.get('version', '?')}"
-        kind, source, title = str(item.get("kind", "")), str(item.get("source", "")), str(item.get("title", ""))
+        kind, source, title = (
+            str(item.get("kind", "")),
+            str(item.get("source", "")),
+            str(item.get("title", "")),
+        )
         if self._console is None:
             self.out.write(f"{when}  {tag:<11} {kind:<12} {source:<18} {title}\n")
             self.out.flush()

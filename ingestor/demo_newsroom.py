@@ -62,8 +62,7 @@ STORIES: Final[tuple[tuple[str, str, str], ...]] = (
     (
         "Farmers' market moves to the old station square.",
         "The weekly market will be held at the old station square from next month.",
-        "The weekly market will be held at the old station square from next month, on Saturdays "
-        "from 8 AM.",
+        "The weekly market will be held at the old station square from next month, on Saturdays from 8 AM.",
     ),
     (
         "Hospital opens a renovated children's ward.",
@@ -360,7 +359,8 @@ class NewsroomServer:
         if request.headers.get("If-None-Match") == etag:
             return web.Response(status=304, headers={"ETag": etag})
         return web.Response(
-            body=body, headers={"ETag": etag, "Content-Type": PATHS[request.path][1], "Cache-Control": "no-cache"}
+            body=body,
+            headers={"ETag": etag, "Content-Type": PATHS[request.path][1], "Cache-Control": "no-cache"},
         )
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -393,4 +393,3 @@ class NewsroomServer:
             }
             for path, (feed_id, _, fmt) in PATHS.items()
         ]
-

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +69,22 @@ class KafkaConnection:
         return AIOKafkaAdminClient(client_id=f"{self.config.client_id}-admin", **kwargs)
 
 
-async def ensure_topics(connection: KafkaConnection, topics: TopicsConfig) -> list[str]:
+async def pin_producer_topics(producer: AIOKafkaProducer, topics: Iterable[str]) -> None:
+    """Track every topic a producer writes to in its metadata from the start.
+
+    aiokafka forgets topics it learnt from the bootstrap metadata as soon as it is asked about
+    a new one (the refresh then lists only the new topic), and a batch for a forgotten topic
+    waits for a leader forever.  Naming them all up front avoids that.
+    """
+    wanted = [topic for topic in dict.fromkeys(topics) if topic]
+    await producer.client.set_topics(wanted)
+    for topic in wanted:
+        await producer.partitions_for(topic)
+
+
+async def ensure_topics(
+    connection: KafkaConnection, topics: TopicsConfig, *, compacted: Iterable[str | None] = ()
+) -> list[str]:
     """Create the pipeline's topics if missing; raw, items and published share a partition count
     because dedup relies on items and published being co-partitioned."""
     wanted = [
@@ -82,6 +98,13 @@ async def ensure_topics(connection: KafkaConnection, topics: TopicsConfig) -> li
             topics.replication_factor,
             topic_configs={"cleanup.policy": "compact"},
         ),
+    ]
+    wanted += [
+        NewTopic(
+            name, topics.partitions, topics.replication_factor, topic_configs={"cleanup.policy": "compact"}
+        )
+        for name in compacted
+        if name
     ]
     admin = connection.admin()
     await admin.start()

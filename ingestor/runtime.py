@@ -15,11 +15,12 @@ from typing import Literal, Protocol
 
 import structlog
 from aiokafka.errors import KafkaError
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from ingestor.broker import EmbeddedBroker, read_records
 from ingestor.config import Settings
 from ingestor.kafka import KafkaConnection, ensure_topics
+from ingestor.ops import OpsServer
 
 log = structlog.get_logger("ingestor.runtime")
 
@@ -74,6 +75,28 @@ async def check_copartitioned(connection: KafkaConnection, settings: Settings) -
         )
 
 
+def _until_the_broker_answers(step: str) -> AsyncRetrying:
+    """Retry a start-up step for as long as the broker is away (never giving up: a daemon that
+    exits during an outage needs a human to come back), logging every wait."""
+
+    def waiting(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "broker_unavailable",
+            step=step,
+            attempt=state.attempt_number,
+            error=f"{type(error).__name__}: {error}" if error else None,
+            retry_in_s=round(state.upcoming_sleep, 2),
+        )
+
+    return AsyncRetrying(
+        retry=retry_if_exception_type((KafkaError, OSError, TimeoutError)),
+        wait=wait_exponential_jitter(initial=0.5, max=10),
+        before_sleep=waiting,
+        reraise=True,
+    )
+
+
 class Daemon:
     """Everything `ingestor run` starts, in one asyncio loop."""
 
@@ -83,6 +106,7 @@ class Daemon:
         self.broker: EmbeddedBroker | None = None
         self.connection: KafkaConnection | None = None
         self.stages: dict[StageName, Stage] = {}
+        self.ops: OpsServer | None = None
 
     async def _bootstrap(self) -> str:
         kafka = self.settings.kafka
@@ -98,24 +122,26 @@ class Daemon:
         return await self.broker.start()
 
     async def start(self) -> None:
+        if self.settings.ops.listen and self.ops is None:  # first: /livez answers during start-up
+            self.ops = OpsServer(self.settings.ops.listen, self)
+            await self.ops.start()
         bootstrap = await self._bootstrap()
         self.connection = KafkaConnection(bootstrap, self.settings.kafka)
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type((KafkaError, OSError)),
-            wait=wait_exponential_jitter(multiplier=0.5, max=10),
-            stop=stop_after_delay(120),
-            reraise=True,
-        ):
+        async for attempt in _until_the_broker_answers("topics"):
             with attempt:
                 if self.settings.topics.create:
-                    created = await ensure_topics(self.connection, self.settings.topics)
+                    created = await ensure_topics(
+                        self.connection, self.settings.topics, compacted=[self.settings.fetch.state_topic]
+                    )
                     if created:
                         log.info("topics_created", topics=created, partitions=self.settings.topics.partitions)
                 if "dedup" in self.stage_names:
                     await check_copartitioned(self.connection, self.settings)
         for name in self.stage_names:
             stage = build_stage(name, self.settings, self.connection)
-            await stage.start()
+            async for attempt in _until_the_broker_answers(f"start {name}"):
+                with attempt:
+                    await stage.start()
             self.stages[name] = stage
         log.info(
             "daemon_started",
@@ -140,6 +166,9 @@ class Daemon:
         if self.broker is not None:
             await self.broker.stop()
             self.broker = None
+        if self.ops is not None:
+            await self.ops.stop()
+            self.ops = None
         log.info("daemon_stopped")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 
 import structlog
 from aiokafka import TopicPartition
@@ -23,6 +24,7 @@ VERSION_HEADER = "item-version"
 HASH_HEADER = "content-hash"
 SOURCE_PARTITION_HEADER = "items-partition"
 SOURCE_OFFSET_HEADER = "items-offset"
+FETCHED_AT_HEADER = "item-fetched-at"
 
 
 def fold_message(
@@ -37,11 +39,14 @@ def fold_message(
         else:
             data = json.loads(value or b"")
             item_id, version, content_hash = str(data["id"]), int(data["version"]), str(data["content_hash"])
+            headers = {FETCHED_AT_HEADER: str(data.get("fetched_at") or ""), **headers}
         source_offset = int(headers.get(SOURCE_OFFSET_HEADER, "-1"))
+        fetched_text = headers.get(FETCHED_AT_HEADER)
+        fetched_at = datetime.fromisoformat(fetched_text.replace("Z", "+00:00")) if fetched_text else None
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         log.warning("restore_skipped_malformed", key=repr(key)[:80])
         return
-    state.record_published(item_id, version, content_hash, source_offset)
+    state.record_published(item_id, version, content_hash, source_offset, fetched_at)
 
 
 async def restore_partitions(

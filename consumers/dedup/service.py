@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from consumers.dedup.decision import PartitionState
 from consumers.dedup.restore import (
+    FETCHED_AT_HEADER,
     HASH_HEADER,
     SOURCE_OFFSET_HEADER,
     SOURCE_PARTITION_HEADER,
@@ -20,6 +21,7 @@ from consumers.dedup.restore import (
     restore_partitions,
 )
 from ingestor import headers as hdr
+from ingestor import metrics
 from ingestor.config import Settings
 from ingestor.consumer_loop import ConsumeLoop, Output, Refused, RetryableStageError
 from ingestor.kafka import KafkaConnection
@@ -60,6 +62,7 @@ class DedupStage:
             group_id=settings.dedup.group_id,
             handler=self._handle,
             dlq_topic=settings.topics.dlq,
+            output_topics=[settings.topics.published],
             max_batch=settings.dedup.max_batch,
             max_message_bytes=settings.dedup.max_message_bytes,
             on_assigned=self._on_assigned,
@@ -98,8 +101,9 @@ class DedupStage:
         if state.already_decided(record.offset):
             return []
         item = _parse_item(record)
-        decision = state.decide(item.id, item.content_hash, record.offset)
+        decision = state.decide(item.id, item.content_hash, record.offset, item.fetched_at)
         if not decision.publish:
+            metrics.ITEMS_UNCHANGED.labels(item.source).inc()
             log.debug(
                 "item_unchanged",
                 stage=STAGE,
@@ -120,10 +124,12 @@ class DedupStage:
                 (HASH_HEADER, item.content_hash),
                 (SOURCE_PARTITION_HEADER, str(record.partition)),
                 (SOURCE_OFFSET_HEADER, str(record.offset)),
+                (FETCHED_AT_HEADER, format_utc(item.fetched_at)),
             ]
         )
         self.published += 1
         self.last_published_at = time.time()
+        metrics.observe_published(item.source, decision.event)
         log.info(
             "item_published",
             stage=STAGE,

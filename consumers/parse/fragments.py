@@ -14,7 +14,7 @@ JSON-LD, microdata and block shapes give a fragment the same id whichever of the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import urldefrag
 
 from consumers.parse.document import RawDocument
@@ -48,16 +48,23 @@ class Fragment:
     key: str | None = None
 
 
-def _fragment_key(canonical: str, frag: Fragment, ordinal: int) -> str:
+def _utc_text(value: datetime | None) -> str:
+    """``format_utc``, without strftime (3 µs a call, twice per fragment on a 500-post page)."""
+    if value is None:
+        return ""
+    utc = value.astimezone(UTC)
+    if utc.year < 1000:  # isoformat pads the year, strftime("%Y") does not: keep ids as they were
+        return format_utc(utc)
+    return utc.replace(tzinfo=None).isoformat() + "Z"
+
+
+def _fragment_key(base: str, frag: Fragment, when: str, headline: str, ordinal: int) -> str:
+    """The fragment's id; ``base`` is the canonical URL without its fragment."""
     if frag.anchor:
-        return stable_id("live", urldefrag(canonical)[0], frag.anchor)
+        return stable_id("live", base, frag.anchor)
     if frag.key:
-        return stable_id("live", urldefrag(canonical)[0], "key", frag.key)
-    when = format_utc(frag.published_at) if frag.published_at else ""
-    headline = normalize_headline(frag.title)
-    if not headline:
-        headline = f"#{ordinal}"
-    return stable_id("live", urldefrag(canonical)[0], when, headline)
+        return stable_id("live", base, "key", frag.key)
+    return stable_id("live", base, when, headline or f"#{ordinal}")
 
 
 def build_items(
@@ -80,14 +87,14 @@ def build_items(
     seen_ids: set[str] = set()
     # Headline-less ordinals count from the oldest so an insertion on top changes nothing.
     ordinals: dict[tuple[str, str], int] = {}
-    keyed: list[tuple[Fragment, int]] = []
+    keyed: list[tuple[Fragment, str, str, int]] = []
     for frag in reversed(fragments):
-        when = format_utc(frag.published_at) if frag.published_at else ""
-        key = (when, normalize_headline(frag.title))
+        key = (_utc_text(frag.published_at), normalize_headline(frag.title))
         ordinal = ordinals.get(key, 0)
         ordinals[key] = ordinal + 1
-        keyed.append((frag, ordinal))
+        keyed.append((frag, *key, ordinal))
     keyed.reverse()
+    base = urldefrag(canonical)[0]
 
     # One page-level guess first, so a short fragment without telltale letters follows
     # the page rather than guessing on its own.
@@ -96,12 +103,12 @@ def build_items(
         sample = f"{article.title} {article.body[:1000]} {sample}"
     page_language = detect_language(sample, default_language or doc.language)
     out: list[NewsItem] = [article] if article is not None else []
-    for frag, ordinal in keyed:
-        item_id = _fragment_key(canonical, frag, ordinal)
+    for frag, when, headline, ordinal in keyed:
+        item_id = _fragment_key(base, frag, when, headline, ordinal)
         if item_id in seen_ids:
             continue
         seen_ids.add(item_id)
-        url = frag.url or fragment_url(canonical, frag.anchor)
+        url = frag.url or (f"{base}#{frag.anchor}" if frag.anchor else base)
         language = detect_language(f"{frag.title}\n{frag.body}", page_language)
         out.append(
             NewsItem(

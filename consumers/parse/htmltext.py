@@ -118,7 +118,14 @@ _BOILERPLATE_TOKENS: Final = frozenset(
         "visuallyhidden",
     }
 )
-_TOKEN_SPLIT: Final = re.compile(r"[\s_]+|(?<=[a-z])-(?=[a-z])")
+#: One of those tokens inside a class/id value, where splitting the value on whitespace,
+#: underscores and letter-letter hyphens would isolate it.  Hyphenated tokens cannot survive
+#: that split, so they count only as the whole value.  A search is ~5x cheaper than the split.
+_TOKEN_FOUND: Final = re.compile(
+    r"(?:\A|[\s_]|(?<=[a-z])-)(?:"
+    + "|".join(sorted((re.escape(t) for t in _BOILERPLATE_TOKENS if "-" not in t), key=len, reverse=True))
+    + r")(?=\Z|[\s_]|-[a-z])"
+)
 
 #: Whole paragraphs that are furniture however they are marked up.
 _BOILERPLATE_PARAGRAPH: Final = re.compile(
@@ -137,7 +144,9 @@ _BOILERPLATE_MAX: Final = 500
 _PARA: Final = "\ue000"
 _LINE: Final = "\ue001"
 _SPACE_RUN: Final = re.compile(r"[^\S\n]+|[\u200b\u2060\ufeff]+")
-_ANY_SPACE_RUN: Final = re.compile(r"\s+")
+#: Runs of whitespace that are not already one plain space (replacing every lone space
+#: with itself costs more than the rest of the tidying).
+_ANY_SPACE_RUN: Final = re.compile(r"\s{2,}|[^\S ]")
 _BLANK_LINES: Final = re.compile(r"\n[ \t]*\n\s*")
 _INVISIBLE: Final = re.compile(r"[\u200b\u2060\ufeff\u00ad]")
 
@@ -154,11 +163,8 @@ def _is_boilerplate(node: LexborNode) -> bool:
         if not value:
             continue
         value = value.lower()
-        if value in _BOILERPLATE_TOKENS:
+        if value in _BOILERPLATE_TOKENS or _TOKEN_FOUND.search(value) is not None:
             return True
-        for token in _TOKEN_SPLIT.split(value):
-            if token in _BOILERPLATE_TOKENS:
-                return True
     return False
 
 

@@ -10,6 +10,9 @@ entry stays one item.
 
 from __future__ import annotations
 
+import re
+from typing import Final
+
 from selectolax.lexbor import LexborHTMLParser
 
 from consumers.parse.document import RawDocument
@@ -24,6 +27,20 @@ from ingestor.models import NewsItem, content_hash
 __all__ = ["split_live_entry"]
 
 _MIN_UPDATES = 2
+#: A clock reading as either reader could see it, kept looser than ``dates.CLOCK_RE`` (and
+#: aware of the colon's entity forms) so that the cheap test never rejects an entry the full
+#: readers would split.
+_CLOCKISH: Final = re.compile(r"\d(?:[:.]|&#0*58;|&#[xX]0*3[aA];|&colon;)\d\d")
+
+
+def _clock_count(html: str, enough: int) -> int:
+    """How many clock-like readings ``html`` holds, counting no further than ``enough``."""
+    count = 0
+    for _ in _CLOCKISH.finditer(html):
+        count += 1
+        if count >= enough:
+            break
+    return count
 
 
 def split_live_entry(doc: RawDocument, entry_item: NewsItem, html: str) -> list[NewsItem]:
@@ -40,6 +57,12 @@ def split_live_entry(doc: RawDocument, entry_item: NewsItem, html: str) -> list[
     """
     if not html or ("<" not in html and "\n" not in html):
         return []
+    # Most entries are ordinary articles.  Each update needs its own ``<time>`` (block
+    # form) or its own clock stamp (stamped form), so an entry with fewer than two of either
+    # is not a live blog, and this costs a substring count instead of two HTML parses.
+    has_blocks = html.count("<time") >= _MIN_UPDATES
+    if not has_blocks and _clock_count(html, _MIN_UPDATES) < _MIN_UPDATES:
+        return []
     zone = get_zone(doc.timezone)
     reference = entry_item.updated_at or doc.fetched_at
     if reference > doc.fetched_at:
@@ -47,7 +70,7 @@ def split_live_entry(doc: RawDocument, entry_item: NewsItem, html: str) -> list[
     canonical = entry_item.url or doc.base_url
     frags: list[Fragment] = []
     intro: list[str] = []
-    if "<time" in html:
+    if has_blocks:
         tree = LexborHTMLParser(html)
         frags, nodes = block_fragments(tree, zone, reference)
         if len(frags) >= _MIN_UPDATES:

@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 import structlog
 from aiokafka import ConsumerRecord
 
-from consumers.parse import ParseError, RawDocument, parse_document
+from consumers.parse import ParseError, RawDocument, parse_document, sniff
 from consumers.parse.document import FeedFormat
 from ingestor import headers as hdr
+from ingestor import metrics
 from ingestor.config import Settings
 from ingestor.consumer_loop import ConsumeLoop, Output, Refused
 from ingestor.kafka import KafkaConnection
@@ -75,6 +76,7 @@ class ParseStage:
             group_id=settings.parse.group_id,
             handler=self._handle,
             dlq_topic=settings.topics.dlq,
+            output_topics=[settings.topics.items],
             max_batch=settings.parse.max_batch,
             max_message_bytes=settings.parse.max_message_bytes,
         )
@@ -84,6 +86,10 @@ class ParseStage:
 
     async def stop(self) -> None:
         await self.loop.stop()
+
+    async def handle(self, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
+        """The stage's handler, for tools that must parse exactly as the stage does (replay)."""
+        return await self._handle(record)
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
         started = time.monotonic()
@@ -101,6 +107,7 @@ class ParseStage:
             else:
                 items = parse_document(doc)
         except ParseError as exc:
+            metrics.PARSE_FAILURES.labels(doc.feed_id, exc.reason).inc()
             log.warning(
                 "raw_parsed",
                 **context,
@@ -126,6 +133,9 @@ class ParseStage:
             for item in items
         ]
         self.items_produced += len(outputs)
+        metrics.PARSE_DURATION.observe(time.monotonic() - started)
+        shape = doc.format if doc.format != "auto" else sniff(doc.body, doc.content_type)
+        metrics.ITEMS_PARSED.labels(doc.feed_id, shape).inc(len(outputs))
         log.info(
             "raw_parsed",
             **context,

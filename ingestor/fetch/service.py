@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 from yarl import URL
 
 from ingestor import headers as hdr
+from ingestor import metrics
 from ingestor.config import FeedConfig, Settings
 from ingestor.fetch.hints import Hints
 from ingestor.fetch.http import Fetcher, FetchResult, Validators
@@ -31,7 +32,7 @@ from ingestor.fetch.outcome import Outcome, settle
 from ingestor.fetch.schedule import DueQueue, FeedTiming, Policy, first_delay, next_delay
 from ingestor.fetch.state import SavedState, encode
 from ingestor.fetch.store import ensure_state_topic, load_states
-from ingestor.kafka import KafkaConnection
+from ingestor.kafka import KafkaConnection, pin_producer_topics
 from ingestor.models import format_utc
 
 log = structlog.get_logger("ingestor.fetch")
@@ -154,7 +155,7 @@ class FetchStage:
         await producer.start()
         self._producer = producer
         try:
-            await self._pin_topics(producer)
+            await pin_producer_topics(producer, [self._topic, self._config.state_topic or ""])
             await self._fetcher.start()
         except BaseException:
             await producer.stop()
@@ -197,18 +198,6 @@ class FetchStage:
             except TimeoutError:
                 log.warning("fetch_flush_timed_out", stage="fetch", seconds=_FLUSH_TIMEOUT)
         log.info("fetch_stopped", stage="fetch", fetches=self._fetches, produced=self._produced)
-
-    async def _pin_topics(self, producer: AIOKafkaProducer) -> None:
-        """Track every topic this producer writes to in its metadata from the start.
-
-        aiokafka forgets topics it learnt from the bootstrap metadata as soon as it is asked
-        about a new one (the refresh then lists only the new topic), and a batch for a
-        forgotten topic waits for a leader forever.  Naming them all up front avoids that.
-        """
-        topics = [t for t in (self._topic, self._config.state_topic) if t]
-        await producer.client.set_topics(topics)
-        for topic in topics:
-            await producer.partitions_for(topic)
 
     async def _restore(self) -> None:
         """Resume validators and schedule from the state topic; a feed whose URL changed starts afresh."""
@@ -379,6 +368,7 @@ class FetchStage:
     def _start(self, state: FeedState, due: float, now: float) -> None:
         self._host_active[state.host] += 1
         self._lateness.append(max(0.0, now - due))
+        metrics.FETCH_LATENESS.observe(max(0.0, now - due))
         task = asyncio.create_task(self._fetch_one(state), name=f"fetch:{state.feed.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -451,6 +441,14 @@ class FetchStage:
             next_due=_utc(due),
         )
         state.history.append(record)
+        metrics.observe_fetch(
+            state.feed.id,
+            outcome.value,
+            success=outcome.success,
+            duration_s=result.duration_ms / 1000,
+            size=result.bytes_read,
+            failures=state.timing.failures,
+        )
         (log.info if outcome.success else log.warning)(
             "feed_fetched",
             stage="fetch",

@@ -1,0 +1,348 @@
+"""Every Prometheus metric family the daemon exports, in one registry.
+
+A dedicated ``CollectorRegistry`` (not prometheus-client's global one) so that /metrics serves
+exactly these families and tests read the same object the server renders.  Counters and
+histograms are incremented where the work happens (one line at each place); gauges that
+describe *current* state (consumer lag, assignment, connection, dedup state, the fetch queue)
+are read from the running stages at scrape time by ``StageCollector``, so they can never be
+left stale by a code path that forgot to update them.
+
+Label sets stay small on purpose: ``feed`` is bounded by config, ``outcome``/``reason``/
+``event``/``shape`` are enums; item ids and URLs never become labels.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from importlib import metadata
+from typing import Any, Protocol
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):  # memory, fds, CPU, GC
+    REGISTRY.register(_collector)
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_LATENESS_BUCKETS = (0.01, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
+_PARSE_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+BUILD_INFO = Info("ingestor_build", "The running news-ingestor version.", registry=REGISTRY)
+
+# ---- fetch ----------------------------------------------------------------------------------
+FETCHES = Counter(
+    "ingestor_fetches",
+    "Fetch attempts by feed and outcome (ok, not_modified, unchanged, http_error, timeout, ...).",
+    ["feed", "outcome"],
+    registry=REGISTRY,
+)
+FETCH_DURATION = Histogram(
+    "ingestor_fetch_duration_seconds",
+    "Wall time of one fetch attempt, retries and body download included.",
+    ["outcome"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+FETCH_BYTES = Counter(
+    "ingestor_fetch_bytes", "Body bytes read from feeds (after decompression).", ["feed"], registry=REGISTRY
+)
+FETCH_LATENESS = Histogram(
+    "ingestor_fetch_schedule_lateness_seconds",
+    "How long after its due time a feed's fetch actually started (concurrency caps, a busy loop).",
+    buckets=_LATENESS_BUCKETS,
+    registry=REGISTRY,
+)
+FEED_FAILURES = Gauge(
+    "ingestor_feed_consecutive_failures",
+    "Failed fetches in a row per feed; 0 after a success. Alert on > N for a feed.",
+    ["feed"],
+    registry=REGISTRY,
+)
+FEED_LAST_SUCCESS = Gauge(
+    "ingestor_feed_last_success_timestamp_seconds",
+    "Unix time of a feed's last successful fetch (any 2xx/304 outcome).",
+    ["feed"],
+    registry=REGISTRY,
+)
+
+# ---- parse ----------------------------------------------------------------------------------
+ITEMS_PARSED = Counter(
+    "ingestor_items_parsed",
+    "Items (feed entries, articles, live fragments) produced to news.items, by feed and page shape.",
+    ["feed", "shape"],
+    registry=REGISTRY,
+)
+PARSE_FAILURES = Counter(
+    "ingestor_parse_failures",
+    "news.raw messages the parser refused, by feed and reason (they go to the DLQ).",
+    ["feed", "reason"],
+    registry=REGISTRY,
+)
+PARSE_DURATION = Histogram(
+    "ingestor_parse_duration_seconds",
+    "Time to parse one news.raw document.",
+    buckets=_PARSE_BUCKETS,
+    registry=REGISTRY,
+)
+
+# ---- dedup / publish ------------------------------------------------------------------------
+ITEMS_PUBLISHED = Counter(
+    "ingestor_items_published",
+    "Events published to news.published, by feed and event (created, updated).",
+    ["feed", "event"],
+    registry=REGISTRY,
+)
+ITEMS_UNCHANGED = Counter(
+    "ingestor_items_unchanged",
+    "Items dedup dropped because their id and content hash were already published.",
+    ["feed"],
+    registry=REGISTRY,
+)
+LAST_PUBLISH = Gauge(
+    "ingestor_last_publish_timestamp_seconds",
+    "Unix time of the last event this process published.",
+    registry=REGISTRY,
+)
+
+# ---- consume loop (every consuming stage) ---------------------------------------------------
+RECORDS = Counter(
+    "ingestor_consumer_records",
+    "Records a stage consumed and handled (handled includes sent to the DLQ).",
+    ["stage"],
+    registry=REGISTRY,
+)
+DLQ_MESSAGES = Counter(
+    "ingestor_dlq_messages",
+    "Messages a stage sent to the DLQ, by stage and reason (error type).",
+    ["stage", "reason"],
+    registry=REGISTRY,
+)
+STAGE_RESTARTS = Counter(
+    "ingestor_stage_restarts",
+    "Consumer/producer teardowns and rebuilds after an error (broker outage, restore failure).",
+    ["stage"],
+    registry=REGISTRY,
+)
+REBALANCES = Counter(
+    "ingestor_consumer_rebalances",
+    "Completed partition assignments (group joins) per stage.",
+    ["stage"],
+    registry=REGISTRY,
+)
+COMMIT_FAILURES = Counter(
+    "ingestor_commit_failures",
+    "Offset commits refused because the group rebalanced mid-batch (the batch is re-read downstream-safe).",
+    ["stage"],
+    registry=REGISTRY,
+)
+
+# ---- ops (set by the ops server) ------------------------------------------------------------
+BROKER_UP = Gauge(
+    "ingestor_broker_up", "1 when the last metadata request to the brokers succeeded.", registry=REGISTRY
+)
+EVENT_LOOP_LAG = Gauge(
+    "ingestor_event_loop_lag_seconds",
+    "How late the event loop ran a 0.5 s timer: a blocked loop stalls fetches and consumers alike.",
+    registry=REGISTRY,
+)
+READY = Gauge("ingestor_ready", "1 when /readyz answers 200.", registry=REGISTRY)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("news-ingestor")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+BUILD_INFO.info({"version": _version()})
+
+
+# ---- call-site helpers --------------------------------------------------------------------------
+
+
+def observe_fetch(
+    feed: str, outcome: str, *, success: bool, duration_s: float, size: int, failures: int
+) -> None:
+    """Everything one ``feed_fetched`` line says, as metrics."""
+    FETCHES.labels(feed, outcome).inc()
+    FETCH_DURATION.labels(outcome).observe(max(0.0, duration_s))
+    FETCH_BYTES.labels(feed).inc(max(0, size))
+    FEED_FAILURES.labels(feed).set(failures)
+    if success:
+        FEED_LAST_SUCCESS.labels(feed).set(time.time())
+
+
+def observe_published(feed: str, event: str) -> None:
+    ITEMS_PUBLISHED.labels(feed, event).inc()
+    LAST_PUBLISH.set(time.time())
+
+
+def partition_lag(highwater: int | None, position: int | None) -> int | None:
+    """Records between the consumer's position and the partition's end; None when unknown.
+
+    Clamped at 0: Tansu 0.6 reports a partition's end as (base offset of its last batch) + 1,
+    so a consumer that read a multi-record batch is "past the end".
+    """
+    if highwater is None or position is None:
+        return None
+    return max(0, highwater - position)
+
+
+class _TopicPartition(Protocol):
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+
+
+class _LagConsumer(Protocol):
+    def assignment(self) -> Iterable[Any]: ...
+    def highwater(self, partition: Any) -> int | None: ...
+    async def position(self, partition: Any) -> int: ...
+
+
+async def sample_lag(consumer: _LagConsumer, lag: dict[Any, int]) -> None:
+    """Refresh ``lag`` from what the consumer already knows (no broker round trip).
+
+    Only partitions with a known highwater are asked for their position: a fetch happened, so
+    the position is valid and ``position()`` returns at once instead of waiting for a reset.
+    """
+    assigned = set(consumer.assignment())
+    for tp in list(lag):
+        if tp not in assigned:
+            del lag[tp]
+    for tp in assigned:
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            continue
+        try:
+            position = await consumer.position(tp)
+        except Exception:  # revoked between the two calls; the next poll fixes it
+            continue
+        value = partition_lag(highwater, position)
+        if value is not None:
+            lag[tp] = value
+
+
+# ---- scrape-time gauges from the running stages ---------------------------------------------------
+
+
+class LoopStatsView(Protocol):
+    connected: bool
+    assigned: set[Any]
+    lag: dict[Any, int]
+    last_poll_at: float | None
+    last_batch_at: float | None
+    assigned_at: float | None
+
+
+class ConsumeLoopView(Protocol):
+    @property
+    def stage(self) -> str: ...
+    @property
+    def stats(self) -> LoopStatsView: ...
+    @property
+    def running(self) -> bool: ...
+
+
+class FetchHealthView(Protocol):
+    @property
+    def running(self) -> bool: ...
+    @property
+    def feeds(self) -> int: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def waiting_for_host(self) -> int: ...
+    @property
+    def overdue_seconds(self) -> float: ...
+
+
+def consume_loop_of(stage: object) -> ConsumeLoopView | None:
+    loop = getattr(stage, "loop", None)
+    return loop if loop is not None and hasattr(loop, "stats") else None
+
+
+def fetch_health_of(stage: object) -> FetchHealthView | None:
+    health = getattr(stage, "health", None)
+    return health() if callable(health) else None
+
+
+class StageCollector(Collector):
+    """Current-state gauges, read from whatever stages ``stages()`` returns at scrape time."""
+
+    def __init__(self, stages: Callable[[], Mapping[str, object]]) -> None:
+        self._stages = stages
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # families depend on which stages run; unchecked registration is fine
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("ingestor_stage_up", "1 while a stage's task runs.", labels=["stage"])
+        connected = GaugeMetricFamily(
+            "ingestor_broker_connected",
+            "1 while a stage's Kafka consumer/producer session is up (0 while it is rebuilt).",
+            labels=["stage"],
+        )
+        assigned = GaugeMetricFamily(
+            "ingestor_consumer_assigned_partitions",
+            "Partitions this instance owns per stage.",
+            labels=["stage"],
+        )
+        lag = GaugeMetricFamily(
+            "ingestor_consumer_lag",
+            "Records not yet consumed per owned partition (highwater - position, clamped at 0).",
+            labels=["stage", "topic", "partition"],
+        )
+        last_poll = GaugeMetricFamily(
+            "ingestor_consumer_last_poll_timestamp_seconds",
+            "Unix time a stage's loop last came back to poll; a stuck batch stops it.",
+            labels=["stage"],
+        )
+        dedup_state = GaugeMetricFamily(
+            "ingestor_dedup_state_items", "Item ids held in dedup state (restored + new)."
+        )
+        fetch = {
+            name: GaugeMetricFamily(f"ingestor_fetch_{name}", doc)
+            for name, doc in (
+                ("feeds", "Feeds this fetcher schedules."),
+                ("in_flight", "Fetches running now."),
+                ("waiting_for_host", "Due feeds waiting for their host's concurrency slot."),
+                ("overdue_seconds", "How late the most overdue feed in the schedule is."),
+            )
+        }
+        for name, stage in self._stages().items():
+            loop = consume_loop_of(stage)
+            if loop is not None:
+                stats = loop.stats
+                up.add_metric([name], float(loop.running))
+                connected.add_metric([name], float(stats.connected))
+                assigned.add_metric([name], float(len(stats.assigned)))
+                if stats.last_poll_at is not None:
+                    last_poll.add_metric([name], stats.last_poll_at)
+                for tp, value in sorted(stats.lag.items(), key=lambda kv: (kv[0].topic, kv[0].partition)):
+                    lag.add_metric([name, tp.topic, str(tp.partition)], float(value))
+            size = getattr(stage, "state_size", None)
+            if isinstance(size, int):
+                dedup_state.add_metric([], float(size))
+            health = fetch_health_of(stage)
+            if health is not None:
+                up.add_metric([name], float(health.running))
+                fetch["feeds"].add_metric([], float(health.feeds))
+                fetch["in_flight"].add_metric([], float(health.in_flight))
+                fetch["waiting_for_host"].add_metric([], float(health.waiting_for_host))
+                fetch["overdue_seconds"].add_metric([], health.overdue_seconds)
+        yield from (up, connected, assigned, lag, last_poll, dedup_state, *fetch.values())
