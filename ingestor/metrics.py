@@ -277,8 +277,10 @@ def consume_loop_of(stage: object) -> ConsumeLoopView | None:
 
 
 def fetch_health_of(stage: object) -> FetchHealthView | None:
+    """The fetch stage's ``health()``; other stages' health objects lack the schedule fields."""
     health = getattr(stage, "health", None)
-    return health() if callable(health) else None
+    result = health() if callable(health) else None
+    return result if hasattr(result, "overdue_seconds") else None
 
 
 class StageCollector(Collector):

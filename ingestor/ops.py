@@ -118,6 +118,8 @@ def snapshot_of(daemon: DaemonView, probe: BrokerProbe, now: float | None = None
                     last_poll_at=stats.last_poll_at,
                     last_batch_at=stats.last_batch_at,
                     lag=sum(stats.lag.values()),
+                    broker_ok=bool(getattr(stats, "broker_ok", True)),
+                    last_error=getattr(stats, "last_error", None),
                 )
             )
         health = metrics.fetch_health_of(stage)

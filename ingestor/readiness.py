@@ -32,6 +32,8 @@ class ConsumerSnapshot:
     last_poll_at: float | None
     last_batch_at: float | None
     lag: int
+    broker_ok: bool = True  # the loop's own view: its last round trip to the broker succeeded
+    last_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,8 @@ def _consumer_problem(c: ConsumerSnapshot, now: float, limits: Thresholds) -> st
         return "consume loop not running"
     if not c.connected:
         return "not connected to the broker (client being rebuilt)"
+    if not c.broker_ok:
+        return f"broker unreachable ({c.last_error or 'no recent round trip'})"
     if c.assigned_at is None:
         return "waiting for partition assignment (joining, rebalancing or restoring state)"
     if c.last_poll_at is not None and now - c.last_poll_at > limits.stall_after:

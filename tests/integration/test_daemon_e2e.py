@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ingestor.broker import read_records
+from ingestor.broker import free_port, read_records
 from tests.conftest import make_settings
 from tests.integration.daemon_process import Daemon, write_config
 from tests.integration.kafka_helpers import read_topic, values
@@ -137,34 +139,72 @@ def _is_json(line: str) -> bool:
     return True
 
 
-def test_embedded_default_stops_its_broker_on_sigterm_and_on_sigkill(tmp_path: Path) -> None:
+FEED = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Loopback desk</title><link>http://127.0.0.1/</link><description>d</description>
+<item><guid>loop-1</guid><title>Harbour reopens after repairs</title><link>http://127.0.0.1/a/1</link>
+<description>The harbour reopened on Monday.</description>
+<pubDate>Mon, 04 Nov 2024 08:36:00 +0200</pubDate></item>
+</channel></rss>
+"""
+
+
+def test_embedded_default_tail_and_no_broker_left_behind(tmp_path: Path) -> None:
+    """The embedded broker: `ingestor tail` finds it; SIGTERM and SIGKILL both take it down."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "feed.xml").write_text(FEED)
+    port = free_port("127.0.0.1")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(site)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     state = tmp_path / "state"
     config = write_config(
         tmp_path / "config.yaml",
         {
             "kafka": {"bootstrap_servers": "embedded", "embedded": {"state_dir": str(state)}},
             "fetch": {"allow_private_networks": True},
-            "feeds": [{"id": "nowhere", "url": "http://127.0.0.1:9/feed.xml", "interval": 1}],
+            "feeds": [
+                {"id": "nowhere", "url": "http://127.0.0.1:9/feed.xml", "interval": 1},
+                {"id": "loop", "url": f"http://127.0.0.1:{port}/feed.xml", "interval": 1},
+            ],
         },
     )
-    daemon = Daemon(config)
-    daemon.wait_for("daemon_started", timeout=60)
-    daemon.wait_for("feed_fetched", timeout=30)  # the unreachable feed is logged, the daemon stays up
-    records = read_records(state)
-    assert len(records) == 1
-    broker_pid = records[0].broker_pid
-    code, took = daemon.terminate()
-    assert code == 0 and took < 10
-    assert not _alive(broker_pid), "the embedded broker outlived the daemon"
+    try:
+        daemon = Daemon(config)
+        daemon.wait_for("daemon_started", timeout=60)
+        daemon.wait_for("item_published", timeout=60)
+        fetched = daemon.events("feed_fetched")  # the unreachable feed is logged; the daemon stays up
+        assert any(event.get("feed") == "nowhere" and event.get("outcome") == "connect" for event in fetched)
+        tail = subprocess.run(
+            [sys.executable, "-m", "ingestor.cli", "tail", "news.published", "--from-beginning",
+             "--max", "1", "--timeout", "20", "--config", str(config)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert tail.returncode == 0, tail.stderr
+        (line,) = [json.loads(text) for text in tail.stdout.splitlines()]
+        assert line["value"]["title"] == "Harbour reopens after repairs"
+        assert line["value"]["event"] == "created" and line["headers"]["ce_type"] == "news.item.created"
+        records = read_records(state)
+        assert len(records) == 1
+        broker_pid = records[0].broker_pid
+        code, took = daemon.terminate()
+        assert code == 0 and took < 10
+        assert not _alive(broker_pid), "the embedded broker outlived the daemon"
+        assert not read_records(state)
 
-    killed = Daemon(config)
-    killed.wait_for("daemon_started", timeout=60)
-    broker_pid = read_records(state)[0].broker_pid
-    killed.kill()  # SIGKILL: no chance to clean up; the kernel's parent-death signal does it
-    deadline = time.monotonic() + 5
-    while _alive(broker_pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _alive(broker_pid), "the embedded broker outlived a SIGKILLed daemon"
+        killed = Daemon(config)
+        killed.wait_for("daemon_started", timeout=60)
+        broker_pid = read_records(state)[0].broker_pid
+        killed.kill()  # SIGKILL: no chance to clean up; the kernel's parent-death signal does it
+        deadline = time.monotonic() + 5
+        while _alive(broker_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(broker_pid), "the embedded broker outlived a SIGKILLed daemon"
+    finally:
+        server.kill()
+        server.wait()
 
 
 def _alive(pid: int) -> bool:

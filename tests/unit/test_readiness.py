@@ -85,6 +85,13 @@ def test_lag_without_progress_is_stalled_but_lag_with_progress_is_not() -> None:
     assert decide(snapshot(fresh), LIMITS).ready
 
 
+def test_a_stage_that_lost_the_broker_says_so() -> None:
+    lost = consumer("parse", broker_ok=False, last_error="KafkaConnectionError: closed")
+    assert decide(snapshot(lost), LIMITS).reasons == [
+        "parse: broker unreachable (KafkaConnectionError: closed)"
+    ]
+
+
 def test_dead_or_disconnected_consumer() -> None:
     assert decide(snapshot(consumer(running=False)), LIMITS).reasons == ["parse: consume loop not running"]
     assert not decide(snapshot(consumer(connected=False)), LIMITS).ready

@@ -1,0 +1,40 @@
+"""Every line is JSON in json mode, the libraries' own loggers included."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import structlog
+
+from ingestor.logging import configure_logging
+
+
+def test_structlog_and_library_logs_share_one_json_stream() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    structlog.get_logger("ingestor.test").info("feed_fetched", stage="fetch", feed="f1", status=200)
+    logging.getLogger("aiokafka.consumer").warning("Heartbeat failed for group %s", "g1")
+    logging.getLogger("aiohttp.client").error("connection reset")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        structlog.get_logger("ingestor.test").exception("handler_crashed", stage="parse")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == [
+        "feed_fetched",
+        "Heartbeat failed for group g1",
+        "connection reset",
+        "handler_crashed",
+    ]
+    assert lines[0]["feed"] == "f1" and lines[0]["level"] == "info" and "ts" in lines[0]
+    assert lines[1]["logger"] == "aiokafka.consumer" and lines[1]["level"] == "warning"
+    assert "exception" in lines[3]
+
+
+def test_library_info_chatter_is_quiet_by_default() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    logging.getLogger("aiokafka.consumer.group_coordinator").info("Joined group")
+    assert stream.getvalue() == ""
