@@ -105,7 +105,9 @@ class EventPrinter:
         colour = "green" if event == "created" else "yellow"
         self._console.print(
             f"[dim]{when}[/]  [bold {colour}]{tag:<11}[/] [cyan]{kind:<12}[/] "
-            f"[magenta]{escape(source):<18}[/] {escape(title)}"
+            f"[magenta]{escape(source):<18}[/] {escape(title)}",
+            no_wrap=True,
+            overflow="ellipsis",  # one line per event, however narrow the terminal
         )
 
 

@@ -201,7 +201,8 @@ def parse_authors_line(line: str) -> list[str] | None:
 def is_caption(line: str) -> bool:
     """A photo caption: ends with a parenthesised credit ("(Name/Agency via Getty Images)") or
     starts with "Photo:"."""
-    return bool(_CREDIT.search(line) or _PHOTO_PREFIX.match(line))
+    # A credit must close the line: the endswith test spares paragraphs the regex search.
+    return bool((line.rstrip().endswith(")") and _CREDIT.search(line)) or _PHOTO_PREFIX.match(line))
 
 
 def is_audio_note(line: str) -> bool:

@@ -70,6 +70,16 @@ def bbc() -> str:
     return f'<html><body><ol class="lx-stream__feed">{"".join(items)}</ol></body></html>'
 
 
+def microdata() -> str:
+    items = []
+    for i in range(500):
+        t = base - timedelta(minutes=7 * i)
+        items.append(
+            f'<div itemprop="liveBlogUpdate" itemscope itemtype="https://schema.org/BlogPosting" id="u{i}"><meta itemprop="datePublished" content="{t.isoformat()}"><link itemprop="url" href="https://x.test/live#u{i}"><h3 itemprop="headline">{H[i % len(H)]}</h3><div itemprop="articleBody"><p>{P[i % len(P)]}</p><p>{P[(i + 2) % len(P)]}</p></div></div>'
+        )
+    return f'<html><head><link rel="canonical" href="https://x.test/live"><title>Live</title></head><body><main itemscope itemtype="https://schema.org/LiveBlogPosting"><h1 itemprop="headline">Live</h1>{"".join(items)}</main></body></html>'
+
+
 def generic() -> str:
     items = []
     for i in range(500):
@@ -92,6 +102,7 @@ def text() -> str:
 LARGE_PAGES: dict[str, tuple[Callable[[], str], str]] = {
     "guardian": (guardian, "text/html; charset=utf-8"),
     "jsonld": (jsonld, "text/html; charset=utf-8"),
+    "microdata": (microdata, "text/html; charset=utf-8"),
     "bbc": (bbc, "text/html; charset=utf-8"),
     "generic": (generic, "text/html; charset=utf-8"),
     "text": (text, "text/plain; charset=utf-8"),
