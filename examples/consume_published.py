@@ -54,14 +54,19 @@ async def consume(
     handle: Handler = print_item,
     validate: Callable[[dict[str, Any]], None] | None = None,
     max_messages: int | None = None,
+    **client_options: Any,
 ) -> int:
-    """Handle messages until cancelled (or ``max_messages``); returns how many were handled."""
+    """Handle messages until cancelled (or ``max_messages``); returns how many were handled.
+
+    ``client_options`` go to AIOKafkaConsumer as they are: TLS/SASL settings for a secured
+    cluster (``security_protocol``, ``ssl_context``, ``sasl_mechanism``, ...), timeouts."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap_servers,
         group_id=group_id,
         enable_auto_commit=False,  # commit only what was handled
         auto_offset_reset="earliest",  # a new group starts from the first event kept
+        **client_options,
     )
     await consumer.start()
     handled = 0

@@ -135,6 +135,24 @@ class FeedConfig(_Section):
         return value
 
 
+class WebSubConfig(_Section):
+    """WebSub (push) subscriptions; off while ``callback_url`` is unset."""
+
+    callback_url: str | None = Field(
+        default=None, description="public base URL hubs call back; the feed id is appended as a path segment"
+    )
+    listen: str = Field(default="127.0.0.1:9109", description="host:port the callback listener binds")
+    secret: str | None = Field(
+        default=None, description="HMAC secret (hub.secret); pushes with a bad X-Hub-Signature are refused"
+    )
+    lease: Duration = Field(default=86400.0, description="hub.lease_seconds asked for")
+    renew_before: float = Field(default=0.1, gt=0, lt=1, description="renew this fraction before expiry")
+    poll_interval: Duration = Field(
+        default=3600.0, description="fallback poll interval of feeds with an active subscription"
+    )
+    verify_timeout: Duration = Field(default=30.0, description="wait this long for the hub's verification")
+
+
 class FetchConfig(_Section):
     allow_private_networks: bool = False
     user_agent: str = "news-ingestor/0.1 (+https://github.com/news-ingestor)"
@@ -163,6 +181,20 @@ class FetchConfig(_Section):
         default="news.fetch-state",
         description="compacted topic keeping validators and schedule across restarts; null: none",
     )
+    state_attempts: int = Field(default=5, ge=0, le=50, description="recent attempts kept per feed state")
+    sharding: bool = Field(
+        default=True,
+        description="fetch the feeds of the news.feeds partitions this instance is assigned (config feeds "
+        "are seeded into the topic); false: exactly the config feeds, no consumer group",
+    )
+    group_id: str | None = Field(
+        default=None,
+        description="consumer group of the fetchers on topics.feeds; default ingestor-fetch "
+        "(ingestor-fetch.<feeds topic> when topics.feeds is not news.feeds)",
+    )
+    session_timeout: Duration = Field(default=10.0, description="a dead fetcher's feeds move after this")
+    heartbeat_interval: Duration = 3.0
+    websub: WebSubConfig = WebSubConfig()
 
 
 class ConsumerStageConfig(_Section):

@@ -163,12 +163,12 @@ class Daemon:
                 log.warning("stage_stop_timeout", stage=name)
             except Exception as exc:
                 log.warning("stage_stop_failed", stage=name, error=repr(exc))
+        if self.ops is not None:  # before the broker: Tansu waits for open connections to close
+            await self.ops.stop()
+            self.ops = None
         if self.broker is not None:
             await self.broker.stop()
             self.broker = None
-        if self.ops is not None:
-            await self.ops.stop()
-            self.ops = None
         log.info("daemon_stopped")
 
 

@@ -130,8 +130,8 @@ async def gather_status(settings: Settings, bootstrap: str) -> dict[str, Any]:
     connection = KafkaConnection(bootstrap, settings.kafka)
     topics = settings.topics
     consumer = connection.consumer(group_id=None)
-    await consumer.start()
     try:
+        await consumer.start()
         by_topic = {
             t: await _partitions(consumer, t)
             for t in (topics.raw, topics.items, topics.published, topics.dlq)

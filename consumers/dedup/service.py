@@ -85,10 +85,13 @@ class DedupStage:
         partitions = sorted(tp.partition for tp in assigned if tp.topic == self._settings.topics.items)
         events = {partition: asyncio.Event() for partition in partitions}
         self._restoring.update(events)
-        restored = await restore_partitions(self._connection, self._settings.topics.published, partitions)
-        self._states.update(restored)
-        for event in events.values():
-            event.set()
+        try:
+            restored = await restore_partitions(self._connection, self._settings.topics.published, partitions)
+            self._states.update(restored)
+        finally:
+            # Waiters wake either way; without a state they refuse to decide (RestoreMissing).
+            for event in events.values():
+                event.set()
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:

@@ -17,7 +17,7 @@ from typing import Final
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from consumers.parse.furniture import parse_byline, split_names
+from consumers.parse.furniture import has_byline_prefix, parse_byline, split_names
 from consumers.parse.htmltext import html_to_text
 from consumers.parse.live_blocks import clean_paragraphs, is_updated_marker, read_time
 from consumers.parse.page_meta import PageMeta
@@ -77,7 +77,8 @@ def _markup_facts(region: LexborNode, zone: tzinfo, out: ArticleText) -> None:
         text = " ".join(anode.text(deep=True).split())
         if not text or len(text) > 200:
             continue
-        byline = parse_byline(text if text.lower().startswith("by ") else f"by {text}", zone)
+        # "Автори: А, Б" already has its prefix; a bare "А, Б" is read as if "by" preceded it.
+        byline = parse_byline(text if has_byline_prefix(text) else f"by {text}", zone)
         if byline is not None and byline.authors:
             out.authors = byline.authors
             out.published_at = out.published_at or byline.published_at
@@ -123,5 +124,19 @@ def extract_article(html: str, tree: LexborHTMLParser, meta: PageMeta, zone: tzi
             body_lines = clean_paragraphs(text.replace("\n", "\n\n"), meta.title)
     if not body_lines:
         body_lines = intro_paragraphs(region, meta.title, set())
-    out.body = "\n\n".join(body_lines)
+    out.body = "\n\n".join(_drop_dateline(body_lines, zone, out))
     return out
+
+
+def _drop_dateline(lines: list[str], zone: tzinfo, out: ArticleText) -> list[str]:
+    """A date printed on its own line near the top ("4 листопада 2024, 08:36") is the
+    article's dateline, not its text: drop it, and keep its time when the markup gave none."""
+    for i, line in enumerate(lines[:3]):
+        if len(line) > 60 or has_byline_prefix(line):
+            continue
+        byline = parse_byline(line, zone)
+        if byline is not None and byline.published_at is not None and not byline.authors:
+            out.published_at = out.published_at or byline.published_at
+            return lines[:i] + lines[i + 1 :]
+    return lines
+

@@ -19,6 +19,7 @@ from consumers.parse.dates import find_human_date
 __all__ = [
     "Byline",
     "detect_language",
+    "has_byline_prefix",
     "is_audio_note",
     "is_boilerplate_line",
     "is_caption",
@@ -188,6 +189,11 @@ def parse_byline(line: str, zone: tzinfo) -> Byline | None:
         return None
     authors = split_names(names_text) if names_text else []
     return Byline(authors, when.to_datetime(zone) if when is not None else None)
+
+
+def has_byline_prefix(line: str) -> bool:
+    """Whether ``line`` opens like a byline ("By", "Автор:", "Автори:", "Von", ...)."""
+    return _BY_PREFIX.match(line) is not None
 
 
 def parse_authors_line(line: str) -> list[str] | None:

@@ -1,11 +1,12 @@
-"""Live pages without structured data: repeated post blocks, each with a time.
+"""Live pages without structured data: repeated post blocks, each with a time (a ``<time>``,
+or an element with a ``data-timestamp``).
 
 Three detectors, most specific first:
 
 * the ``block-{id}`` pattern (Guardian-style ``<article id="block-…">``);
 * BBC-style ``lx-stream`` post lists (``.lx-stream-post``), whose times are often clock-only;
 * a generic detector: the container whose children repeat the same tag and first class
-  token and each carry a ``<time>``.  Children that are mostly one link (teasers, "key
+  token and each carry a time.  Children that are mostly one link (teasers, "key
   events" menus) and lists inside comments, ``aside``, ``nav`` and ``footer`` do not count.
 
 A post's headline is optional; a headline-less post becomes an item with an empty title
@@ -43,6 +44,7 @@ from consumers.parse.htmltext import html_to_text
 from consumers.parse.timeresolve import earliest_not_before, latest_not_after
 
 __all__ = [
+    "STAMP_SEL",
     "Post",
     "block_fragments",
     "clean_paragraphs",
@@ -105,7 +107,10 @@ def _classes(node: LexborNode) -> str:
 def read_time(node: LexborNode, zone: tzinfo) -> tuple[datetime | None, time | None]:
     """A ``<time>`` (or date-bearing element) as an instant, or as a clock-only reading."""
     attr = (
-        node.attributes.get("datetime") or node.attributes.get("content") or node.attributes.get("data-time")
+        node.attributes.get("datetime")
+        or node.attributes.get("content")
+        or node.attributes.get("data-time")
+        or node.attributes.get("data-timestamp")
     )
     if attr:
         clock_only = _CLOCK_ONLY_ATTR.match(attr)
@@ -181,7 +186,10 @@ def clean_paragraphs(text: str, title: str) -> list[str]:
     return out
 
 
-_TIME_SEL: Final = "time, [itemprop=datePublished], [itemprop=dateModified]"
+#: What carries a post's time: ``<time>``, or an element with an epoch/ISO ``data-timestamp``
+#: (publishers that render times with script often print them in a ``<span>``).
+STAMP_SEL: Final = "time, [data-timestamp]"
+_TIME_SEL: Final = f"{STAMP_SEL}, [itemprop=datePublished], [itemprop=dateModified]"
 
 #: Finds a selector's matches inside each post: ``query(selector)[i]`` for post ``i``.
 _Query = Callable[[str], list[list[LexborNode]]]
@@ -274,11 +282,13 @@ def _post_markups(
 
     for post, anodes in zip(posts, query(_AUTHOR_SEL), strict=True):
         for anode in anodes:
-            name = _BY_PREFIX.sub("", " ".join(anode.text(deep=True).split()))
+            # A microdata Person: its name, not its profile link's text run into it.
+            named = anode.css_first('[itemprop~="name"]') if "itemscope" in anode.attributes else None
+            name = _BY_PREFIX.sub("", " ".join((named or anode).text(deep=True).split()))
             if name and len(name) <= 120 and not post.authors:
                 post.authors = split_names(name)
             anode.decompose()
-    for selector in ("time", _META_SEL):
+    for selector in (STAMP_SEL, _META_SEL):
         for found in query(selector):
             for extra in found:
                 extra.decompose()
@@ -388,13 +398,13 @@ def _generic_posts(root: LexborNode) -> tuple[list[LexborNode], LexborNode | Non
     """The repeated children of the best container of ``<time>``-bearing blocks."""
     buckets: dict[tuple[int, str], dict[int, LexborNode]] = {}
     parents: dict[int, LexborNode] = {}
-    for tnode in root.css("time"):
+    for tnode in root.css(STAMP_SEL):
         child = tnode
         parent = tnode.parent
         for _ in range(12):
             if parent is None or parent.tag in ("body", "html"):
                 break
-            if child.tag != "time":
+            if child.mem_id != tnode.mem_id and child.tag != "time":
                 key = (parent.mem_id, _signature(child))
                 buckets.setdefault(key, {})[child.mem_id] = child
                 parents[parent.mem_id] = parent
@@ -427,9 +437,9 @@ def block_fragments(
     root = tree.body or tree.root
     if root is None:
         return [], []
-    nodes = [n for n in root.css('[id^="block-"]') if n.css_first("time") is not None]
+    nodes = [n for n in root.css('[id^="block-"]') if n.css_first(STAMP_SEL) is not None]
     if len(nodes) < 1:
-        nodes = [n for n in root.css("[class~=lx-stream-post]") if n.css_first("time")]
+        nodes = [n for n in root.css("[class~=lx-stream-post]") if n.css_first(STAMP_SEL)]
     containers: list[LexborNode]
     if nodes:
         ids = {n.mem_id for n in nodes}

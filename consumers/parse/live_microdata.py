@@ -30,6 +30,21 @@ def _prop_value(node: LexborNode) -> str | None:
     return text or None
 
 
+def _own_prop(item: LexborNode, name: str) -> LexborNode | None:
+    """The first ``name`` property of ``item`` itself.  Nested items (an author Person, an
+    embedded VideoObject or ImageObject) carry their own ``url`` and ``datePublished``, which
+    must not be read as the post's."""
+    for node in item.css(f'[itemprop~="{name}"]'):
+        if node.mem_id == item.mem_id:
+            continue
+        scope = node.parent
+        while scope is not None and scope.mem_id != item.mem_id and "itemscope" not in scope.attributes:
+            scope = scope.parent
+        if scope is not None and scope.mem_id == item.mem_id:
+            return node
+    return None
+
+
 def microdata_fragments(
     tree: LexborHTMLParser, canonical: str, zone: tzinfo, reference: datetime
 ) -> tuple[list[Fragment], list[LexborNode]]:
@@ -43,13 +58,13 @@ def microdata_fragments(
     facts = []
     body_nodes: list[LexborNode | None] = []
     for node in nodes:
-        url_node = node.css_first('[itemprop~="url"]')
+        url_node = _own_prop(node, "url")
         url = _prop_value(url_node) if url_node is not None else None
-        pub_node = node.css_first('[itemprop~="datePublished"]')
-        mod_node = node.css_first('[itemprop~="dateModified"]')
+        pub_node = _own_prop(node, "datePublished")
+        mod_node = _own_prop(node, "dateModified")
         published = parse_machine_datetime(_prop_value(pub_node), zone) if pub_node is not None else None
         modified = parse_machine_datetime(_prop_value(mod_node), zone) if mod_node is not None else None
-        body_nodes.append(node.css_first('[itemprop~="articleBody"]'))
+        body_nodes.append(_own_prop(node, "articleBody"))
         if url_node is not None:
             url_node.decompose()
         facts.append((url, published, modified))

@@ -57,10 +57,10 @@ def split_live_entry(doc: RawDocument, entry_item: NewsItem, html: str) -> list[
     """
     if not html or ("<" not in html and "\n" not in html):
         return []
-    # Most entries are ordinary articles.  Each update needs its own ``<time>`` (block
+    # Most entries are ordinary articles.  Each update needs its own ``<time>``/``data-timestamp`` (block
     # form) or its own clock stamp (stamped form), so an entry with fewer than two of either
     # is not a live blog, and this costs a substring count instead of two HTML parses.
-    has_blocks = html.count("<time") >= _MIN_UPDATES
+    has_blocks = html.count("<time") + html.count("data-timestamp") >= _MIN_UPDATES
     if not has_blocks and _clock_count(html, _MIN_UPDATES) < _MIN_UPDATES:
         return []
     zone = get_zone(doc.timezone)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
+import socket
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -26,11 +28,13 @@ from yarl import URL
 from ingestor import headers as hdr
 from ingestor import metrics
 from ingestor.config import FeedConfig, Settings
+from ingestor.fetch import shard
 from ingestor.fetch.hints import Hints
 from ingestor.fetch.http import Fetcher, FetchResult, Validators
 from ingestor.fetch.outcome import Outcome, settle
+from ingestor.fetch.registry import FeedRegistry
 from ingestor.fetch.schedule import DueQueue, FeedTiming, Policy, first_delay, next_delay
-from ingestor.fetch.state import SavedState, encode
+from ingestor.fetch.state import SavedAttempt, SavedState, encode
 from ingestor.fetch.store import ensure_state_topic, load_states
 from ingestor.kafka import KafkaConnection, pin_producer_topics
 from ingestor.models import format_utc
@@ -54,6 +58,37 @@ class AttemptRecord:
     reason: str | None
     produced: bool
     next_due: datetime
+    via: str = "poll"
+
+    def saved(self) -> SavedAttempt:
+        return SavedAttempt(
+            round(self.at.timestamp(), 3),
+            self.outcome.value,
+            self.status,
+            self.duration_ms,
+            self.bytes,
+            self.reason,
+            round(self.next_due.timestamp(), 3),
+            self.via,
+        )
+
+    @classmethod
+    def restored(cls, saved: SavedAttempt) -> AttemptRecord:
+        try:
+            outcome = Outcome(saved.outcome)
+        except ValueError:
+            outcome = Outcome.ERROR
+        return cls(
+            _utc(saved.at),
+            outcome,
+            saved.status,
+            saved.duration_ms,
+            saved.bytes,
+            saved.reason,
+            outcome is Outcome.OK,
+            _utc(saved.next_due or saved.at),
+            saved.via,
+        )
 
 
 @dataclass(slots=True)
@@ -66,6 +101,9 @@ class FeedState:
     sha256: str | None = None
     history: deque[AttemptRecord] = field(default_factory=lambda: deque(maxlen=_HISTORY))
     removed: bool = False
+    partition: int | None = None  # of its definition in the feeds topic (sharded mode)
+    paused: bool = False  # parked during a rebalance: not dispatched, due time kept aside
+    parked_due: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +117,8 @@ class FeedStatus:
     sha256: str | None
     effective_interval: float
     attempts: tuple[AttemptRecord, ...]
+    partition: int | None = None
+    instance: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +136,9 @@ class FetchHealth:
     outcomes: dict[str, int]
     lateness_p99_seconds: float | None
     last_produce_error: str | None
+    instance: str = ""
+    partitions: tuple[int, ...] | None = None  # feeds-topic partitions owned; None: not sharded
+    rebalances: int = 0
 
 
 def _host_of(url: str) -> str:
@@ -141,8 +184,14 @@ class FetchStage:
         self._lateness: deque[float] = deque(maxlen=_LATENESS_SAMPLES)
         self._last_produce_error: str | None = None
         self._restored: set[str] = set()
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._state_partitions = 0  # > 0: write a feed's state to its feeds-topic partition number
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"
+        self._registry = (
+            FeedRegistry(settings, connection, self) if feeds is None and self._config.sharding else None
+        )
         initial = feeds if feeds is not None else [f for f in settings.feeds if f.enabled]
-        for feed in initial:
+        for feed in initial if self._registry is None else ():
             self._register(feed, time.time())
 
     # --- lifecycle -------------------------------------------------------------------
@@ -150,7 +199,13 @@ class FetchStage:
     async def start(self) -> None:
         if self._loop_task is not None:
             return
-        await self._restore()
+        if self._registry is None:
+            await self._restore()
+        elif self._config.state_topic:
+            topics = self._settings.topics
+            await ensure_state_topic(
+                self._connection, self._config.state_topic, topics.partitions, topics.replication_factor
+            )
         producer = self._connection.producer()
         await producer.start()
         self._producer = producer
@@ -169,11 +224,29 @@ class FetchStage:
                 )
         self._stopping = False
         self._loop_task = asyncio.create_task(self._run(), name="fetch-schedule")
-        log.info("fetch_started", stage="fetch", feeds=len(self._states), topic=self._topic)
+        if self._registry is not None:
+            try:
+                await self._registry.start()
+            except BaseException:
+                await self.stop()
+                raise
+        log.info(
+            "fetch_started",
+            stage="fetch",
+            feeds=len(self._states),
+            topic=self._topic,
+            instance=self.instance,
+            sharded=self._registry is not None,
+        )
 
     async def stop(self) -> None:
         """Stop scheduling, give in-flight fetches ``shutdown_grace`` to finish, then cancel them;
         flush the producer (at most a few seconds)."""
+        if self._registry is not None:  # first: hand the feeds over with their latest state
+            try:
+                await self._registry.stop()
+            except Exception as exc:
+                log.warning("fetch_registry_stop_failed", stage="fetch", error=repr(exc))
         self._stopping = True
         self._wake.set()
         loop_task, self._loop_task = self._loop_task, None
@@ -230,6 +303,7 @@ class FetchStage:
         topic = self._config.state_topic
         if not topic or self._producer is None:
             return
+        keep = self._config.state_attempts
         record = SavedState(
             url=state.feed.url,
             etag=state.etag,
@@ -240,9 +314,14 @@ class FetchStage:
             last_change_at=state.timing.last_change_at,
             next_due=due,
             saved_at=now,
+            instance=self.instance,
+            attempts=tuple(a.saved() for a in list(state.history)[-keep:]) if keep else (),
         )
+        partition = shard.state_partition(state.partition, self._state_partitions, self._state_partitions)
         try:
-            await self._producer.send(topic, encode(record), key=state.feed.id.encode("utf-8"))
+            await self._producer.send(
+                topic, encode(record), key=state.feed.id.encode("utf-8"), partition=partition
+            )
         except Exception as exc:  # losing a state record costs one unconditional fetch, no more
             log.warning("fetch_state_not_saved", stage="fetch", feed=state.feed.id, error=str(exc))
 
@@ -255,18 +334,34 @@ class FetchStage:
         self._queue.schedule(feed.id, now + first_delay(timing, self._config.startup_spread, self._rand))
         return state
 
-    def add_feed(self, feed: FeedConfig) -> None:
-        """Start polling a feed (or apply a changed definition, keeping its validators)."""
+    def add_feed(
+        self, feed: FeedConfig, *, saved: SavedState | None = None, partition: int | None = None
+    ) -> None:
+        """Start polling a feed (or apply a changed definition, keeping its validators).
+
+        ``saved`` is the state its previous owner left in the fetch-state topic: with it the
+        feed resumes with the same validators and next due time (a handover, not a restart).
+        """
         old = self._states.get(feed.id)
         if old is not None and old.feed == feed:
+            old.partition = partition if partition is not None else old.partition
             return
         if old is not None:
             old.removed = True
             self._queue.remove(feed.id)
-        state = self._register(feed, time.time())
+        now = time.time()
+        state = self._register(feed, now)
+        state.partition = partition
         if old is not None and old.feed.url == feed.url:
             state.etag, state.last_modified, state.sha256 = old.etag, old.last_modified, old.sha256
             state.history = old.history
+        elif saved is not None and saved.url == feed.url:
+            state.etag, state.last_modified, state.sha256 = saved.etag, saved.last_modified, saved.sha256
+            saved.apply_to(state.timing)
+            state.history.extend(AttemptRecord.restored(a) for a in saved.attempts)
+            if saved.next_due is not None:  # overdue (its owner died): soon, spread over a second
+                spread = min(state.timing.interval, 1.0) * self._rand()
+                self._queue.schedule(feed.id, max(saved.next_due, now + spread))
         self._wake.set()
 
     def remove_feed(self, feed_id: str) -> bool:
@@ -276,6 +371,44 @@ class FetchStage:
         state.removed = True
         self._queue.remove(feed_id)
         return True
+
+    def pause_feeds(self, feed_ids: Iterable[str]) -> None:
+        """Take feeds off the schedule, keeping their due times aside (a rebalance is under way)."""
+        for feed_id in feed_ids:
+            state = self._states.get(feed_id)
+            if state is None or state.paused:
+                continue
+            state.paused = True
+            state.parked_due = self._queue.due_at(feed_id)
+            self._queue.remove(feed_id)
+
+    def resume_feeds(self, feed_ids: Iterable[str]) -> None:
+        for feed_id in feed_ids:
+            state = self._states.get(feed_id)
+            if state is None or not state.paused:
+                continue
+            state.paused = False
+            due, state.parked_due = state.parked_due, None
+            if due is not None and not state.removed:
+                self._queue.schedule(feed_id, due)
+        self._wake.set()
+
+    async def settle(self, feed_ids: Iterable[str]) -> None:
+        """Wait (bounded) for the feeds' in-flight fetches, then for the broker to acknowledge
+        their state records: what the next owner reads is what this one last did."""
+        tasks = [task for feed_id in feed_ids if (task := self._in_flight.get(feed_id)) is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=self._config.shutdown_grace)
+        if self._producer is not None:
+            try:
+                async with asyncio.timeout(_FLUSH_TIMEOUT):
+                    await self._producer.flush()
+            except Exception as exc:  # the next owner fetches a little early: no loss
+                log.warning("fetch_state_flush_failed", stage="fetch", error=f"{type(exc).__name__}: {exc}")
+
+    def set_state_partitions(self, count: int) -> None:
+        """Co-locate state records with definitions (same partition number) when ``count`` > 0."""
+        self._state_partitions = count
 
     # --- introspection ----------------------------------------------------------------
 
@@ -297,6 +430,9 @@ class FetchStage:
             outcomes=dict(self._outcomes),
             lateness_p99_seconds=p99,
             last_produce_error=self._last_produce_error,
+            instance=self.instance,
+            partitions=tuple(self._registry.partitions) if self._registry is not None else None,
+            rebalances=self._registry.rebalances if self._registry is not None else 0,
         )
 
     def feed_status(self, feed_id: str) -> FeedStatus | None:
@@ -314,6 +450,8 @@ class FetchStage:
             sha256=state.sha256,
             effective_interval=state.timing.effective_interval(time.time()),
             attempts=tuple(state.history),
+            partition=state.partition,
+            instance=self.instance,
         )
 
     # --- the loop ---------------------------------------------------------------------
@@ -343,7 +481,9 @@ class FetchStage:
             while line and len(self._tasks) < cap and self._host_active[host] < per_host:
                 due, feed_id = line.popleft()
                 state = self._states.get(feed_id)
-                if state is not None and not state.removed:
+                if state is not None and state.paused:
+                    state.parked_due = due
+                elif state is not None and not state.removed:
                     self._start(state, due, now)
             if not line:
                 self._host_waiting.pop(host, None)
@@ -369,9 +509,17 @@ class FetchStage:
         self._host_active[state.host] += 1
         self._lateness.append(max(0.0, now - due))
         metrics.FETCH_LATENESS.observe(max(0.0, now - due))
-        task = asyncio.create_task(self._fetch_one(state), name=f"fetch:{state.feed.id}")
+        feed_id = state.feed.id
+        task = asyncio.create_task(self._fetch_one(state), name=f"fetch:{feed_id}")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._in_flight[feed_id] = task
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._tasks.discard(finished)
+            if self._in_flight.get(feed_id) is finished:
+                del self._in_flight[feed_id]
+
+        task.add_done_callback(done)
 
     def _release(self, host: str) -> None:
         self._host_active[host] -= 1
@@ -424,7 +572,9 @@ class FetchStage:
         hints = result.hints if outcome is not Outcome.ERROR else Hints()
         delay = next_delay(self._policy, state.timing, outcome, hints, now, self._rand)
         due = now + delay
-        if not state.removed and not self._stopping:
+        if state.paused:
+            state.parked_due = due
+        elif not state.removed and not self._stopping:
             self._queue.schedule(state.feed.id, due)
         await self._save(state, due, now)
         self._fetches += 1

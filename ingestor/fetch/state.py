@@ -3,6 +3,8 @@
 Kept in Kafka (a compacted topic keyed by feed id), not in a local file, so that a fetcher
 started on a new machine, or the instance a rebalance hands the feed to, resumes with the
 same validators (no re-download, no duplicate produce) and the same schedule (no burst).
+The record also carries the last few attempts and the WebSub subscription, so that
+``ingestor feeds status`` can answer from any process, and a new owner knows the lease.
 Pure: encoding and decoding only; ``store`` does the I/O.
 """
 
@@ -18,6 +20,43 @@ VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
+class SavedAttempt:
+    """One ``feed_fetched`` line, in the shape it is persisted and shown by ``feeds status``."""
+
+    at: float
+    outcome: str
+    status: int | None
+    duration_ms: float
+    bytes: int
+    reason: str | None
+    next_due: float | None
+    via: str = "poll"
+
+    def to_json(self) -> list[Any]:
+        return [
+            self.at,
+            self.outcome,
+            self.status,
+            self.duration_ms,
+            self.bytes,
+            self.reason,
+            self.next_due,
+            self.via,
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionState:
+    """A WebSub subscription as the hub confirmed it, and what it delivered so far."""
+
+    hub: str
+    topic: str
+    lease_until: float | None
+    pushes: int = 0  # new bodies that came by push
+    polls: int = 0  # new bodies that only polling found
+
+
+@dataclass(frozen=True, slots=True)
 class SavedState:
     url: str
     etag: str | None
@@ -28,6 +67,9 @@ class SavedState:
     last_change_at: float | None
     next_due: float | None
     saved_at: float
+    instance: str | None = None  # the fetcher that wrote it: who owned the feed then
+    attempts: tuple[SavedAttempt, ...] = ()
+    websub: SubscriptionState | None = None
 
     def apply_to(self, timing: FeedTiming) -> None:
         timing.failures = self.failures
@@ -35,8 +77,33 @@ class SavedState:
         timing.last_change_at = self.last_change_at
 
 
+_PLAIN = (
+    "url",
+    "etag",
+    "last_modified",
+    "sha256",
+    "failures",
+    "change_interval",
+    "last_change_at",
+    "next_due",
+    "saved_at",
+    "instance",
+)
+
+
 def encode(state: SavedState) -> bytes:
-    payload: dict[str, Any] = {"v": VERSION, **{name: getattr(state, name) for name in state.__slots__}}
+    payload: dict[str, Any] = {"v": VERSION, **{name: getattr(state, name) for name in _PLAIN}}
+    if state.attempts:
+        payload["attempts"] = [a.to_json() for a in state.attempts]
+    if state.websub is not None:
+        sub = state.websub
+        payload["websub"] = {
+            "hub": sub.hub,
+            "topic": sub.topic,
+            "lease_until": sub.lease_until,
+            "pushes": sub.pushes,
+            "polls": sub.polls,
+        }
     return json.dumps(payload, separators=(",", ":")).encode("utf-8")
 
 
@@ -44,8 +111,43 @@ def _float(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _attempt(value: Any) -> SavedAttempt | None:
+    if not isinstance(value, list) or len(value) < 7:
+        return None
+    at, outcome = _float(value[0]), _text(value[1])
+    if at is None or outcome is None:
+        return None
+    status = value[2] if isinstance(value[2], int) and not isinstance(value[2], bool) else None
+    via = _text(value[7]) if len(value) > 7 else None
+    return SavedAttempt(
+        at,
+        outcome,
+        status,
+        _float(value[3]) or 0.0,
+        _int(value[4]),
+        _text(value[5]),
+        _float(value[6]),
+        via or "poll",
+    )
+
+
+def _subscription(value: Any) -> SubscriptionState | None:
+    if not isinstance(value, dict):
+        return None
+    hub, topic = _text(value.get("hub")), _text(value.get("topic"))
+    if hub is None or topic is None:
+        return None
+    return SubscriptionState(
+        hub, topic, _float(value.get("lease_until")), _int(value.get("pushes")), _int(value.get("polls"))
+    )
 
 
 def decode(raw: bytes | None) -> SavedState | None:
@@ -59,15 +161,20 @@ def decode(raw: bytes | None) -> SavedState | None:
         return None
     if not isinstance(data, dict) or data.get("v") != VERSION or not isinstance(data.get("url"), str):
         return None
-    failures = data.get("failures")
+    attempts = data.get("attempts")
     return SavedState(
         url=data["url"],
         etag=_text(data.get("etag")),
         last_modified=_text(data.get("last_modified")),
         sha256=_text(data.get("sha256")),
-        failures=failures if isinstance(failures, int) and failures >= 0 else 0,
+        failures=_int(data.get("failures")),
         change_interval=_float(data.get("change_interval")),
         last_change_at=_float(data.get("last_change_at")),
         next_due=_float(data.get("next_due")),
         saved_at=_float(data.get("saved_at")) or 0.0,
+        instance=_text(data.get("instance")),
+        attempts=tuple(
+            a for a in (_attempt(x) for x in (attempts if isinstance(attempts, list) else ())) if a
+        ),
+        websub=_subscription(data.get("websub")),
     )

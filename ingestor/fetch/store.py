@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterable
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -36,21 +37,42 @@ async def ensure_state_topic(
         await admin.close()
 
 
-async def load_states(
-    connection: KafkaConnection, topic: str, *, timeout: float = 30.0
-) -> dict[str, SavedState]:
-    """The latest state per feed id: the topic read from the beginning up to its end at call time."""
+async def state_partition_count(connection: KafkaConnection, topic: str) -> int:
     consumer = connection.consumer(group_id=None, enable_auto_commit=False)
     await consumer.start()
-    states: dict[str, SavedState] = {}
+    await asyncio.sleep(0)  # aiokafka 0.14: let the group-less consumer's task start before stop()
     try:
-        partitions = await _partitions(consumer, topic)
-        if not partitions:
-            return states
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        remaining = {tp for tp in partitions if ends[tp] > 0}
+        return len(await _partitions(consumer, topic))
+    finally:
+        await consumer.stop()
+
+
+async def read_latest(
+    connection: KafkaConnection,
+    topic: str,
+    *,
+    timeout: float = 30.0,
+    partitions: Iterable[int] | None = None,
+) -> dict[str, bytes]:
+    """The latest value per key of a compacted topic (or of the ``partitions`` named), read from
+    the beginning up to its end at call time; a tombstone removes its key.
+
+    Tansu reports a partition's end as the last batch's base offset + 1; the fetch that reaches
+    that offset returns the whole last batch, so records past the reported "end" are read too.
+    """
+    consumer = connection.consumer(group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    await asyncio.sleep(0)  # aiokafka 0.14: let the group-less consumer's task start before stop()
+    latest: dict[str, bytes] = {}
+    try:
+        wanted = None if partitions is None else set(partitions)
+        tps = [tp for tp in await _partitions(consumer, topic) if wanted is None or tp.partition in wanted]
+        if not tps:
+            return latest
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
         async with asyncio.timeout(timeout):
             while remaining:
                 batch = await consumer.getmany(*remaining, timeout_ms=500)
@@ -59,17 +81,36 @@ async def load_states(
                         if record.key is None:
                             continue
                         key = record.key.decode("utf-8", errors="replace")
-                        saved = decode(record.value)
-                        if saved is None:
-                            states.pop(key, None)
+                        if record.value is None:
+                            latest.pop(key, None)
                         else:
-                            states[key] = saved
+                            latest[key] = record.value
                 for tp in list(remaining):
                     if await consumer.position(tp) >= ends[tp]:
                         remaining.discard(tp)
     finally:
         await consumer.stop()
-    log.info("fetch_state_loaded", stage="fetch", topic=topic, feeds=len(states))
+    return latest
+
+
+async def load_states(
+    connection: KafkaConnection,
+    topic: str,
+    *,
+    timeout: float = 30.0,
+    partitions: Iterable[int] | None = None,
+) -> dict[str, SavedState]:
+    """The latest readable state per feed id (an unreadable record counts as none)."""
+    parts = None if partitions is None else sorted(set(partitions))
+    raw = await read_latest(connection, topic, timeout=timeout, partitions=parts)
+    states = {key: saved for key, value in raw.items() if (saved := decode(value)) is not None}
+    log.info(
+        "fetch_state_loaded",
+        stage="fetch",
+        topic=topic,
+        feeds=len(states),
+        partitions=parts if parts is not None else "all",
+    )
     return states
 
 

@@ -18,12 +18,17 @@ from consumers.parse import RawDocument, parse_document
 from ingestor.models import NewsItem, format_utc
 
 PAGES = Path(__file__).resolve().parent / "pages"
-FIXTURES = sorted(p for p in PAGES.iterdir() if p.suffix in (".html", ".txt"))
+#: Hand-composed pages in real publishers' shapes (make_pages.py rewrites ``pages/`` only).
+SHAPES = Path(__file__).resolve().parent / "shapes"
+FIXTURES = sorted(
+    (p for folder in (PAGES, SHAPES) for p in folder.iterdir() if p.suffix in (".html", ".txt")),
+    key=lambda p: p.stem,
+)
 
 
 def load(name: str) -> tuple[list[NewsItem], list[dict[str, Any]]]:
     page = next(p for p in FIXTURES if p.stem == name)
-    meta_path = PAGES / f"{name}.meta.json"
+    meta_path = page.parent / f"{name}.meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     doc = RawDocument(
         body=page.read_bytes(),
@@ -33,7 +38,7 @@ def load(name: str) -> tuple[list[NewsItem], list[dict[str, Any]]]:
         content_type=meta.get("content_type"),
         timezone=meta.get("timezone", "UTC"),
     )
-    expected = json.loads((PAGES / f"{name}.expected.json").read_text(encoding="utf-8"))
+    expected = json.loads((page.parent / f"{name}.expected.json").read_text(encoding="utf-8"))
     return parse_document(doc), expected
 
 

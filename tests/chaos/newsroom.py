@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -40,7 +41,7 @@ Authors: Olena Test
 
 @dataclass
 class FeedScript:
-    """One feed's generations: ``new_per_gen`` entries on top, one edit below, a sliding window."""
+    """One feed's generations: ``new_per_gen`` entries on top, ``edits_per_gen`` edits below, a window."""
 
     feed_id: str
     path: str
@@ -49,6 +50,7 @@ class FeedScript:
     new_per_gen: int
     window: int
     max_entries: int
+    edits_per_gen: int = 1
     entries: list[tuple[int, int]] = field(default_factory=list)  # (entry number, revision), newest first
     generation: int = 0
     next_number: int = 0
@@ -64,12 +66,12 @@ class FeedScript:
         self.entries = list(reversed(fresh)) + self.entries
         self.entries = self.entries[: self.window]
         below = self.entries[self.new_per_gen :]
-        if below:  # edit one older entry still on the page, round robin
-            index = self.generation % len(below)
+        for k in range(min(self.edits_per_gen, len(below))):  # edit older entries, round robin
+            index = (self.generation * self.edits_per_gen + k) % len(below)
             number, revision = below[index]
             below[index] = (number, revision + 1)
-            self.entries = self.entries[: self.new_per_gen] + below
             self.edits += 1
+        self.entries = self.entries[: self.new_per_gen] + below
         self.generation += 1
         self.bodies.append(self.render())
         return True
@@ -136,7 +138,9 @@ def expected_versions(script: FeedScript, url: str) -> dict[str, list[str]]:
 class Newsroom:
     """The aiohttp server and the news.raw watcher, in a thread with its own event loop."""
 
-    def __init__(self, bootstrap: str, raw_topic: str, scripts: list[FeedScript]) -> None:
+    def __init__(
+        self, bootstrap: str, raw_topic: str, scripts: list[FeedScript], min_period: float = 1.0
+    ) -> None:
         self.bootstrap = bootstrap
         self.raw_topic = raw_topic
         self.scripts = {script.path: script for script in scripts}
@@ -144,6 +148,8 @@ class Newsroom:
         self.hits = 0
         self.port = 0
         self.frozen = False  # stop advancing (the run has its volume)
+        self.min_period = min_period  # paces the volume over the whole run
+        self._advanced_at: dict[str, float] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="newsroom")
         self._stop = asyncio.Event()
@@ -202,9 +208,13 @@ class Newsroom:
     def _maybe_advance(self) -> None:
         if self.frozen:
             return
+        now = time.monotonic()
         for script in self.scripts.values():
+            if now - self._advanced_at.get(script.path, 0.0) < self.min_period:
+                continue
             if hashlib.sha256(script.bodies[-1]).hexdigest() in self.seen_on_raw:
                 script.advance()
+                self._advanced_at[script.path] = now
 
     async def _watch_raw(self) -> None:
         """Follow news.raw (through broker outages: aiokafka reconnects) and gate the generations."""

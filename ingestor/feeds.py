@@ -1,0 +1,107 @@
+"""The feed registry: the compacted ``news.feeds`` topic (key feed id, value definition JSON,
+null to remove), read and written by ``ingestor feeds`` and seeded from config.yaml.
+
+Definitions are FeedConfig fields, so a feed added from the command line and one written in
+config.yaml are the same thing, validated by the same model.  The topic, not a database,
+is the registry: fetcher instances consume it as one consumer group, which is what shards
+the feeds among them (see ``ingestor.fetch.registry``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import ValidationError
+
+from ingestor.config import FeedConfig, Settings
+from ingestor.fetch.store import read_latest
+from ingestor.kafka import KafkaConnection
+
+
+class FeedRefused(ValueError):
+    """A registry record that is not a usable feed definition (logged, never fatal)."""
+
+
+def encode_feed(feed: FeedConfig) -> bytes:
+    """Only what differs from the defaults, so a default changed later applies to old records."""
+    data: dict[str, Any] = feed.model_dump(mode="json", exclude_defaults=True)
+    data["id"], data["url"] = feed.id, feed.url
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def decode_feed(key: str, value: bytes) -> FeedConfig:
+    """The definition a record holds; the key is the feed id (a body naming another is refused)."""
+    try:
+        data = json.loads(value)
+    except ValueError as exc:
+        raise FeedRefused(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise FeedRefused("not a JSON object")
+    if data.setdefault("id", key) != key:
+        raise FeedRefused(f"record key {key!r} but id {data['id']!r}")
+    try:
+        return FeedConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise FeedRefused(problems) from None
+
+
+def seed_plan(configured: Iterable[FeedConfig], registered: dict[str, bytes]) -> list[FeedConfig]:
+    """Config feeds the registry lacks or holds in another version: config.yaml wins at start-up."""
+    wanted = []
+    for feed in configured:
+        current = registered.get(feed.id)
+        try:
+            same = current is not None and decode_feed(feed.id, current) == feed
+        except FeedRefused:
+            same = False
+        if not same:
+            wanted.append(feed)
+    return wanted
+
+
+def feed_group_id(settings: Settings) -> str:
+    """The fetchers' consumer group: two pipelines on one cluster (other topic names) never share it."""
+    if settings.fetch.group_id:
+        return settings.fetch.group_id
+    topic = settings.topics.feeds
+    return "ingestor-fetch" if topic == "news.feeds" else f"ingestor-fetch.{topic}"
+
+
+async def read_feeds(connection: KafkaConnection, topic: str, *, timeout: float = 30.0) -> dict[str, bytes]:
+    """Every registered definition, raw (decode with ``decode_feed``)."""
+    return await read_latest(connection, topic, timeout=timeout)
+
+
+async def write_feeds(
+    connection: KafkaConnection, topic: str, records: Iterable[tuple[str, FeedConfig | None]]
+) -> int:
+    """Produce definitions (None: a tombstone, the feed is removed); acknowledged before returning."""
+    producer = connection.producer()
+    await producer.start()
+    count = 0
+    try:
+        futures = []
+        for feed_id, feed in records:
+            value = encode_feed(feed) if feed is not None else None
+            futures.append(await producer.send(topic, value, key=feed_id.encode("utf-8")))
+            count += 1
+        for future in futures:
+            await future
+    finally:
+        await producer.stop()
+    return count
+
+
+async def seed_feeds(connection: KafkaConnection, topic: str, configured: list[FeedConfig]) -> list[str]:
+    """Write the config feeds the registry lacks or holds differently; returns their ids.
+
+    Several instances starting together may all write the same records: harmless, they are equal.
+    """
+    if not configured:
+        return []
+    wanted = seed_plan(configured, await read_feeds(connection, topic))
+    await write_feeds(connection, topic, [(f.id, f) for f in wanted])
+    return [f.id for f in wanted]

@@ -1,0 +1,253 @@
+"""This fetcher's share of the feed registry: a consumer-group member on ``news.feeds``.
+
+Every fetcher instance joins the same group (``fetch.group_id``), so Kafka gives each one a
+disjoint set of the topic's partitions, and with them the feeds keyed there.  Definitions
+are read from the beginning of each newly assigned partition (the topic is compacted, and
+no offsets are committed: the topic itself is the state); later records add, change and
+remove feeds live.  The handover rules are in ``shard``; the fetch state of newly assigned
+feeds is read from the fetch-state topic before any of them is scheduled, so the new owner
+keeps the old owner's validators and due times instead of fetching everything at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from typing import Protocol
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+
+from ingestor.config import FeedConfig, Settings
+from ingestor.feeds import FeedRefused, decode_feed, feed_group_id, seed_feeds
+from ingestor.fetch import shard
+from ingestor.fetch.state import SavedState
+from ingestor.fetch.store import load_states
+from ingestor.kafka import KafkaConnection
+
+log = structlog.get_logger("ingestor.fetch")
+
+RESTART_BASE_S = 0.5
+RESTART_CAP_S = 10.0
+
+
+class FeedSink(Protocol):
+    """What the registry drives: the fetch stage's feed set and schedule."""
+
+    def add_feed(
+        self, feed: FeedConfig, *, saved: SavedState | None = None, partition: int | None = None
+    ) -> None: ...
+    def remove_feed(self, feed_id: str) -> bool: ...
+    def pause_feeds(self, feed_ids: Iterable[str]) -> None: ...
+    def resume_feeds(self, feed_ids: Iterable[str]) -> None: ...
+    async def settle(self, feed_ids: Iterable[str]) -> None: ...
+    def set_state_partitions(self, count: int) -> None: ...
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, registry: FeedRegistry) -> None:
+        self._registry = registry
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._registry.revoked({tp.partition for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._registry.assigned({tp.partition for tp in assigned})
+
+
+class FeedRegistry:
+    def __init__(self, settings: Settings, connection: KafkaConnection, sink: FeedSink) -> None:
+        self._settings = settings
+        self._connection = connection
+        self._sink = sink
+        self._topic = settings.topics.feeds
+        self._group = feed_group_id(settings)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._owned: set[int] = set()
+        self._parked: set[int] = set()
+        self._feeds_by_partition: dict[int, set[str]] = {}
+        self._positions: dict[int, int] = {}
+        self._restore: dict[str, SavedState] = {}
+        self._feeds_partitions = 0
+        self._state_partitions = 0
+        self.rebalances = 0
+        self.refused = 0
+
+    @property
+    def partitions(self) -> list[int]:
+        return sorted(self._owned - self._parked)
+
+    @property
+    def group_id(self) -> str:
+        return self._group
+
+    async def start(self) -> None:
+        """Seed the config feeds, then join the group; returns once the consumer runs."""
+        configured = [f for f in self._settings.feeds]
+        seeded = await seed_feeds(self._connection, self._topic, configured)
+        if seeded:
+            log.info("feeds_seeded", stage="fetch", topic=self._topic, feeds=len(seeded))
+        state_topic = self._settings.fetch.state_topic
+        if state_topic:
+            from ingestor.fetch.store import state_partition_count
+
+            self._state_partitions = await state_partition_count(self._connection, state_topic)
+        self._consumer = await self._new_consumer()
+        self._task = asyncio.create_task(self._run(), name="fetch-registry")
+
+    async def stop(self) -> None:
+        """Park every feed, let in-flight fetches record their state, then leave the group, so
+        the next owner restores exactly what this one last did."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.revoked(set(self._owned))
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+    async def _new_consumer(self) -> AIOKafkaConsumer:
+        cfg = self._settings.fetch
+        consumer = self._connection.consumer(
+            group_id=self._group,
+            session_timeout_ms=int(cfg.session_timeout * 1000),
+            heartbeat_interval_ms=int(cfg.heartbeat_interval * 1000),
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        consumer.subscribe([self._topic], listener=_Listener(self))
+        await consumer.start()
+        self._feeds_partitions = len(consumer.partitions_for_topic(self._topic) or ())
+        if not self._feeds_partitions:
+            await consumer.topics()
+            self._feeds_partitions = len(consumer.partitions_for_topic(self._topic) or ())
+        self._sink.set_state_partitions(
+            self._state_partitions if self._state_partitions == self._feeds_partitions else 0
+        )
+        log.info("fetch_registry_joining", stage="fetch", topic=self._topic, group=self._group)
+        return consumer
+
+    async def _run(self) -> None:
+        delay = RESTART_BASE_S
+        while True:
+            consumer = self._consumer
+            try:
+                if consumer is None:
+                    consumer = self._consumer = await self._new_consumer()
+                while True:
+                    batch = await consumer.getmany(timeout_ms=1000)
+                    for tp, records in batch.items():
+                        for record in records:
+                            self._apply(tp.partition, record)
+                    delay = RESTART_BASE_S
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker went away: give the feeds up, rejoin later
+                log.warning(
+                    "fetch_registry_failed",
+                    stage="fetch",
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in_s=delay,
+                )
+                await self.revoked(set(self._owned))
+                self._drop(self._owned)
+                self._consumer = None
+                if consumer is not None:
+                    with contextlib.suppress(Exception):
+                        await consumer.stop()
+                await asyncio.sleep(delay)
+                delay = min(RESTART_CAP_S, delay * 2)
+
+    # --- rebalance --------------------------------------------------------------------
+
+    async def revoked(self, partitions: set[int]) -> None:
+        ids = self._ids(partitions & self._owned)
+        self._parked |= partitions & self._owned
+        if not ids:
+            return
+        self._sink.pause_feeds(ids)
+        await self._sink.settle(ids)
+        log.info("feeds_parked", stage="fetch", partitions=sorted(partitions), feeds=len(ids))
+
+    async def assigned(self, partitions: set[int]) -> None:
+        self.rebalances += 1
+        handover = shard.plan(self._owned, partitions)
+        self._drop(handover.drop)
+        self._sink.resume_feeds(self._ids(handover.resume))
+        self._restore = {}
+        state_topic = self._settings.fetch.state_topic
+        if handover.load and state_topic:
+            wanted = shard.state_partitions(handover.load, self._feeds_partitions, self._state_partitions)
+            try:
+                self._restore = await load_states(self._connection, state_topic, partitions=wanted)
+            except Exception as exc:  # without it the feeds are fetched unconditionally once: no loss
+                log.warning("fetch_state_not_restored", stage="fetch", error=f"{type(exc).__name__}: {exc}")
+        consumer = self._consumer
+        if consumer is not None:
+            for partition in handover.resume:
+                position = self._positions.get(partition)
+                if position is not None:  # go on where we were: re-reading would re-apply history
+                    consumer.seek(TopicPartition(self._topic, partition), position)
+            new = [TopicPartition(self._topic, p) for p in handover.load]
+            if new:
+                await consumer.seek_to_beginning(*new)
+        self._owned = set(partitions)
+        self._parked = set()
+        log.info(
+            "feeds_assigned",
+            stage="fetch",
+            partitions=sorted(partitions),
+            kept=sorted(handover.resume),
+            lost=sorted(handover.drop),
+            new=sorted(handover.load),
+            restored=len(self._restore),
+        )
+
+    def _drop(self, partitions: Iterable[int]) -> None:
+        for partition in list(partitions):
+            for feed_id in self._feeds_by_partition.pop(partition, set()):
+                self._sink.remove_feed(feed_id)
+            self._positions.pop(partition, None)
+            self._owned.discard(partition)
+            self._parked.discard(partition)
+
+    def _ids(self, partitions: Iterable[int]) -> list[str]:
+        return [feed_id for p in partitions for feed_id in self._feeds_by_partition.get(p, ())]
+
+    # --- records ----------------------------------------------------------------------
+
+    def _apply(self, partition: int, record: ConsumerRecord[bytes, bytes]) -> None:
+        self._positions[partition] = record.offset + 1
+        if record.key is None or partition in self._parked:
+            return
+        feed_id = record.key.decode("utf-8", errors="replace")
+        feeds = self._feeds_by_partition.setdefault(partition, set())
+        if record.value is None:
+            feeds.discard(feed_id)
+            if self._sink.remove_feed(feed_id):
+                log.info("feed_removed", stage="fetch", feed=feed_id, partition=partition)
+            return
+        try:
+            feed = decode_feed(feed_id, record.value)
+        except FeedRefused as exc:
+            self.refused += 1
+            log.warning(
+                "feed_definition_refused",
+                stage="fetch",
+                feed=feed_id,
+                partition=partition,
+                offset=record.offset,
+                reason=str(exc),
+            )
+            return
+        if not feed.enabled:
+            feeds.discard(feed_id)
+            self._sink.remove_feed(feed_id)
+            return
+        feeds.add(feed_id)
+        self._sink.add_feed(feed, saved=self._restore.get(feed_id), partition=partition)
