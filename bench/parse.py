@@ -11,8 +11,8 @@ Runs, in one process and over the same corpus files:
 then 500-fragment live pages of every shape side by side (JSON-LD, microdata, Guardian-like
 blocks, BBC-like clock-only blocks, generic blocks, text capture; built by
 ``tests/accuracy/large_pages.py``), each with ms per page, items/s, MB/s and its time
-relative to bare feedparser on the same number of bytes.  Goal: the stage adds at most 25% to feedparser's time on feeds,
-and a 500-fragment live page parses in under 50 ms.
+relative to bare feedparser on the same number of bytes.  Goal: the stage adds at most 25%
+to feedparser's time on feeds, and a 500-fragment live page parses in under 50 ms.
 
     python bench/parse.py            # full run
     python bench/parse.py --quick    # one pass, fewer page repeats

@@ -485,6 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ingestor.demo import add_demo_parser
 
     add_demo_parser(sub)
+    from ingestor.fetch.cli import add_feeds_parser
+
+    add_feeds_parser(sub)
     return parser
 
 

@@ -32,6 +32,7 @@ _FURNITURE_SEL: Final = (
     "[class*=breadcrumb], [class*=tags], [class*=comments]"
 )
 _MIN_INTRO: Final = 40
+_MAX_TRAFILATURA_TAGS: Final = 60_000
 
 _trafilatura: ModuleType | None
 try:  # trafilatura is a declared dependency; the fallback keeps parsing alive without it.
@@ -107,7 +108,9 @@ def extract_article(html: str, tree: LexborHTMLParser, meta: PageMeta, zone: tzi
     if facts_region is not None:
         _markup_facts(facts_region, zone, out)
     body_lines: list[str] = []
-    if _trafilatura is not None:
+    # trafilatura walks every element in Python (a million tiny elements: ~35 s); a page with
+    # that many tags is not an ordinary article, and the main-region reader copes with it.
+    if _trafilatura is not None and html.count("<") <= _MAX_TRAFILATURA_TAGS:
         try:
             text = _trafilatura.extract(
                 html,
@@ -139,4 +142,3 @@ def _drop_dateline(lines: list[str], zone: tzinfo, out: ArticleText) -> list[str
             out.published_at = out.published_at or byline.published_at
             return lines[:i] + lines[i + 1 :]
     return lines
-

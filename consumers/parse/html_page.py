@@ -19,6 +19,7 @@ from consumers.parse.live_blocks import block_fragments
 from consumers.parse.live_jsonld import jsonld_fragments
 from consumers.parse.live_microdata import microdata_fragments
 from consumers.parse.page_meta import PageMeta, read_page_meta
+from consumers.parse.safety import check_html_nesting
 from consumers.parse.timeresolve import get_zone
 from ingestor.models import NewsItem
 
@@ -57,6 +58,7 @@ def split_live_fragments(
 def parse_html_page(doc: RawDocument, html: str) -> list[NewsItem]:
     """Items of an HTML page: ``[article?, live_update…]`` for a live page, ``[article]`` for
     an ordinary one.  Raises ``ParseError("no_items")`` when the page has no news text."""
+    check_html_nesting(html)
     tree = LexborHTMLParser(html)
     zone = get_zone(doc.timezone)
     meta = read_page_meta(tree, doc.base_url, zone)

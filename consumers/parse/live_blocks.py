@@ -262,9 +262,7 @@ def _times(node: LexborNode, tnodes: list[LexborNode], zone: tzinfo) -> Post:
     return post
 
 
-def _post_markups(
-    nodes: list[LexborNode], zone: tzinfo, body_nodes: list[LexborNode | None]
-) -> list[Post]:
+def _post_markups(nodes: list[LexborNode], zone: tzinfo, body_nodes: list[LexborNode | None]) -> list[Post]:
     """Posts' meta, with ``body`` still the markup of what is left (see :func:`read_posts`).
 
     Mutates the nodes: headline, author, time and share parts are removed, in that order

@@ -23,7 +23,7 @@ from tests.integration.test_fetch_support import RSS_V1, RSS_V2, FeedServer, Sta
 pytestmark = pytest.mark.integration
 
 FAST = {"min_interval": 0.05, "jitter": 0, "startup_spread": 0, "retries": 0, "connect_timeout": 2,
-        "read_timeout": 2, "total_timeout": 5, "shutdown_grace": 0.5}  # fmt: skip
+        "read_timeout": 2, "total_timeout": 5, "shutdown_grace": 0.5, "sharding": False}  # fmt: skip
 
 
 @pytest.fixture
