@@ -68,6 +68,8 @@ async def check_copartitioned(connection: KafkaConnection, settings: Settings) -
             published = consumer.partitions_for_topic(settings.topics.published) or set()
     finally:
         await consumer.stop()
+    if not items or not published:  # metadata not there (yet), e.g. the broker is going away: retry
+        raise KafkaError(f"no partition metadata for {settings.topics.items} / {settings.topics.published}")
     if len(items) != len(published):
         raise TopicLayoutError(
             f"{settings.topics.items} has {len(items)} partitions but {settings.topics.published} has "

@@ -24,7 +24,7 @@ from ingestor.config import FeedConfig, Settings
 from ingestor.feeds import FeedRefused, decode_feed, feed_group_id, seed_feeds
 from ingestor.fetch import shard
 from ingestor.fetch.state import SavedState
-from ingestor.fetch.store import load_states
+from ingestor.fetch.store import load_states, partition_count
 from ingestor.kafka import KafkaConnection
 
 log = structlog.get_logger("ingestor.fetch")
@@ -86,15 +86,18 @@ class FeedRegistry:
 
     async def start(self) -> None:
         """Seed the config feeds, then join the group; returns once the consumer runs."""
-        configured = [f for f in self._settings.feeds]
+        configured = list(self._settings.feeds)
         seeded = await seed_feeds(self._connection, self._topic, configured)
         if seeded:
             log.info("feeds_seeded", stage="fetch", topic=self._topic, feeds=len(seeded))
+        # both counts before joining: the first assignment may arrive during any later await
+        self._feeds_partitions = await partition_count(self._connection, self._topic)
         state_topic = self._settings.fetch.state_topic
         if state_topic:
-            from ingestor.fetch.store import state_partition_count
-
-            self._state_partitions = await state_partition_count(self._connection, state_topic)
+            self._state_partitions = await partition_count(self._connection, state_topic)
+        self._sink.set_state_partitions(
+            self._state_partitions if self._state_partitions == self._feeds_partitions else 0
+        )
         self._consumer = await self._new_consumer()
         self._task = asyncio.create_task(self._run(), name="fetch-registry")
 
@@ -122,13 +125,6 @@ class FeedRegistry:
         )
         consumer.subscribe([self._topic], listener=_Listener(self))
         await consumer.start()
-        self._feeds_partitions = len(consumer.partitions_for_topic(self._topic) or ())
-        if not self._feeds_partitions:
-            await consumer.topics()
-            self._feeds_partitions = len(consumer.partitions_for_topic(self._topic) or ())
-        self._sink.set_state_partitions(
-            self._state_partitions if self._state_partitions == self._feeds_partitions else 0
-        )
         log.info("fetch_registry_joining", stage="fetch", topic=self._topic, group=self._group)
         return consumer
 
@@ -206,6 +202,7 @@ class FeedRegistry:
             lost=sorted(handover.drop),
             new=sorted(handover.load),
             restored=len(self._restore),
+            state_partitions=(self._feeds_partitions, self._state_partitions),
         )
 
     def _drop(self, partitions: Iterable[int]) -> None:
@@ -222,8 +219,12 @@ class FeedRegistry:
     # --- records ----------------------------------------------------------------------
 
     def _apply(self, partition: int, record: ConsumerRecord[bytes, bytes]) -> None:
+        if partition in self._parked or partition not in self._owned:
+            # aiokafka fetches for a new assignment while ``assigned`` still restores state: such
+            # records are neither applied nor passed; the seek at the end of ``assigned`` re-reads them
+            return
         self._positions[partition] = record.offset + 1
-        if record.key is None or partition in self._parked:
+        if record.key is None:
             return
         feed_id = record.key.decode("utf-8", errors="replace")
         feeds = self._feeds_by_partition.setdefault(partition, set())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import random
 import socket
@@ -36,6 +37,8 @@ from ingestor.fetch.registry import FeedRegistry
 from ingestor.fetch.schedule import DueQueue, FeedTiming, Policy, first_delay, next_delay
 from ingestor.fetch.state import SavedAttempt, SavedState, encode
 from ingestor.fetch.store import ensure_state_topic, load_states
+from ingestor.fetch.websub import HubStats, PushVerdict, WebSubscriber
+from ingestor.fetch.websub_protocol import discover
 from ingestor.kafka import KafkaConnection, pin_producer_topics
 from ingestor.models import format_utc
 
@@ -119,6 +122,7 @@ class FeedStatus:
     attempts: tuple[AttemptRecord, ...]
     partition: int | None = None
     instance: str | None = None
+    websub: dict[str, object] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +143,7 @@ class FetchHealth:
     instance: str = ""
     partitions: tuple[int, ...] | None = None  # feeds-topic partitions owned; None: not sharded
     rebalances: int = 0
+    websub: dict[str, HubStats] = field(default_factory=dict)  # per hub: pushed vs only polled
 
 
 def _host_of(url: str) -> str:
@@ -190,6 +195,9 @@ class FetchStage:
         self._registry = (
             FeedRegistry(settings, connection, self) if feeds is None and self._config.sharding else None
         )
+        self._websub = (
+            WebSubscriber(self._config, self._on_push) if self._config.websub.callback_url else None
+        )
         initial = feeds if feeds is not None else [f for f in settings.feeds if f.enabled]
         for feed in initial if self._registry is None else ():
             self._register(feed, time.time())
@@ -212,7 +220,10 @@ class FetchStage:
         try:
             await pin_producer_topics(producer, [self._topic, self._config.state_topic or ""])
             await self._fetcher.start()
+            if self._websub is not None:
+                await self._websub.start()
         except BaseException:
+            await self._fetcher.close()
             await producer.stop()
             self._producer = None
             raise
@@ -261,6 +272,8 @@ class FetchStage:
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
         await self._fetcher.close()
+        if self._websub is not None:
+            await self._websub.stop()
         producer, self._producer = self._producer, None
         if producer is not None:
             try:
@@ -316,6 +329,7 @@ class FetchStage:
             saved_at=now,
             instance=self.instance,
             attempts=tuple(a.saved() for a in list(state.history)[-keep:]) if keep else (),
+            websub=self._websub.snapshot(state.feed.id) if self._websub is not None else None,
         )
         partition = shard.state_partition(state.partition, self._state_partitions, self._state_partitions)
         try:
@@ -362,6 +376,8 @@ class FetchStage:
             if saved.next_due is not None:  # overdue (its owner died): soon, spread over a second
                 spread = min(state.timing.interval, 1.0) * self._rand()
                 self._queue.schedule(feed.id, max(saved.next_due, now + spread))
+            if saved.websub is not None and self._websub is not None:  # subscribe with our callback
+                self._websub.ensure(feed.id, saved.websub.hub, saved.websub.topic, restored=saved.websub)
         self._wake.set()
 
     def remove_feed(self, feed_id: str) -> bool:
@@ -370,6 +386,8 @@ class FetchStage:
             return False
         state.removed = True
         self._queue.remove(feed_id)
+        if self._websub is not None:
+            self._websub.forget(feed_id)
         return True
 
     def pause_feeds(self, feed_ids: Iterable[str]) -> None:
@@ -433,6 +451,7 @@ class FetchStage:
             instance=self.instance,
             partitions=tuple(self._registry.partitions) if self._registry is not None else None,
             rebalances=self._registry.rebalances if self._registry is not None else 0,
+            websub=self._websub.hubs() if self._websub is not None else {},
         )
 
     def feed_status(self, feed_id: str) -> FeedStatus | None:
@@ -452,6 +471,7 @@ class FetchStage:
             attempts=tuple(state.history),
             partition=state.partition,
             instance=self.instance,
+            websub=self._websub.status_of(feed_id) if self._websub is not None else None,
         )
 
     # --- the loop ---------------------------------------------------------------------
@@ -571,12 +591,13 @@ class FetchStage:
         state.timing.observe(outcome, now)
         hints = result.hints if outcome is not Outcome.ERROR else Hints()
         delay = next_delay(self._policy, state.timing, outcome, hints, now, self._rand)
+        if self._websub is not None and outcome.success:
+            delay = self._push_aware(state, result, produced, delay)
         due = now + delay
         if state.paused:
             state.parked_due = due
         elif not state.removed and not self._stopping:
             self._queue.schedule(state.feed.id, due)
-        await self._save(state, due, now)
         self._fetches += 1
         self._produced += int(produced)
         self._outcomes[outcome.value] += 1
@@ -591,6 +612,7 @@ class FetchStage:
             next_due=_utc(due),
         )
         state.history.append(record)
+        await self._save(state, due, now)  # after the history: the record carries this attempt too
         metrics.observe_fetch(
             state.feed.id,
             outcome.value,
@@ -616,7 +638,93 @@ class FetchStage:
             next_due=format_utc(record.next_due),
         )
 
-    async def _produce(self, feed: FeedConfig, result: FetchResult) -> None:
+    def _push_aware(self, state: FeedState, result: FetchResult, produced: bool, delay: float) -> float:
+        """Subscribe where the feed names a hub; poll a pushed feed only as a slow fallback."""
+        assert self._websub is not None
+        feed_id = state.feed.id
+        if result.body is not None or result.links:
+            found = discover(result.links, result.body, result.final_url)
+            if found.hub is not None and not state.removed:
+                self._websub.ensure(feed_id, found.hub, found.self_url or state.feed.url)
+        if not self._websub.active(feed_id):
+            return delay
+        if produced:
+            self._websub.note_poll_change(feed_id)
+        return max(delay, self._config.websub.poll_interval)
+
+    async def _on_push(self, feed_id: str, body: bytes, content_type: str | None) -> PushVerdict:
+        """A hub's push, treated as a fetch result: produced once (body hash), state and log as a poll."""
+        state = self._states.get(feed_id)
+        if state is None or state.removed or self._producer is None:
+            return "unknown"
+        if state.paused:  # a rebalance is deciding who owns it: the hub retries, the owner takes it
+            return "failed"
+        fetched_at = datetime.now(UTC)
+        started = time.perf_counter()
+        sha = hashlib.sha256(body).hexdigest()
+        result = FetchResult(
+            feed_id,
+            state.feed.url,
+            state.feed.url,
+            Outcome.OK,
+            None,
+            200,
+            fetched_at,
+            0.0,
+            body=body,
+            bytes_read=len(body),
+            content_type=content_type,
+            sha256=sha,
+        )
+        outcome = settle(Outcome.OK, sha, state.sha256)
+        produced = False
+        if outcome is Outcome.OK:
+            try:
+                await self._produce(state.feed, result, via="push")
+            except Exception as exc:  # the hub retries a push it did not get a 2xx for
+                self._last_produce_error = f"produce failed: {type(exc).__name__}: {exc}"
+                log.warning(
+                    "feed_push_not_produced", stage="fetch", feed=feed_id, error=self._last_produce_error
+                )
+                return "failed"
+            produced = True
+            state.sha256 = sha
+        now = time.time()
+        state.timing.observe(outcome, now)
+        due = self._queue.due_at(feed_id) or state.parked_due or now
+        self._produced += int(produced)
+        self._outcomes[f"push_{outcome.value}"] += 1
+        record = AttemptRecord(
+            at=fetched_at,
+            outcome=outcome,
+            status=200,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            bytes=len(body),
+            reason=None,
+            produced=produced,
+            next_due=_utc(due),
+            via="push",
+        )
+        state.history.append(record)
+        await self._save(state, due, now)
+        log.info(
+            "feed_fetched",
+            stage="fetch",
+            feed=feed_id,
+            status=200,
+            duration_ms=record.duration_ms,
+            url=state.feed.url,
+            bytes=len(body),
+            outcome=outcome.value,
+            reason=None,
+            produced=produced,
+            via="push",
+            failures=state.timing.failures,
+            next_due=format_utc(record.next_due),
+        )
+        return "new" if produced else "unchanged"
+
+    async def _produce(self, feed: FeedConfig, result: FetchResult, *, via: str = "poll") -> None:
         assert self._producer is not None and result.body is not None
         headers = hdr.build(
             [
@@ -631,7 +739,7 @@ class FetchStage:
                 (hdr.FEED_TIMEZONE, feed.timezone),
                 (hdr.FEED_FORMAT, feed.format),
                 (hdr.FEED_LANGUAGE, feed.language),
-                (hdr.VIA, "poll"),
+                (hdr.VIA, via),
             ]
         )
         await self._producer.send_and_wait(

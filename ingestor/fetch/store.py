@@ -37,7 +37,7 @@ async def ensure_state_topic(
         await admin.close()
 
 
-async def state_partition_count(connection: KafkaConnection, topic: str) -> int:
+async def partition_count(connection: KafkaConnection, topic: str) -> int:
     consumer = connection.consumer(group_id=None, enable_auto_commit=False)
     await consumer.start()
     await asyncio.sleep(0)  # aiokafka 0.14: let the group-less consumer's task start before stop()

@@ -153,13 +153,22 @@ def _sleep_while_growing(seconds: float, deadline: float) -> None:
 
 
 def test_nothing_lost_nothing_twice(world: tuple[Moto, Broker, Newsroom, Fleet]) -> None:
+    log: list[str] = []
+    try:
+        _run(world, log)
+    except BaseException:
+        print("\n".join(log))  # the seed and the timeline, to replay a failure
+        raise
+
+
+def _run(world: tuple[Moto, Broker, Newsroom, Fleet], log: list[str]) -> None:
     _moto, broker, newsroom, fleet = world
     seed = int(os.environ.get("CHAOS_SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)
     started = time.monotonic()
     deadline = started + RUN_BUDGET_S
     acts = os.environ.get("CHAOS_ACTS", "ABC")  # a subset, only to debug one act quickly
-    log: list[str] = [f"seed={seed} acts={acts}"]
+    log.append(f"seed={seed} acts={acts}")
 
     # A. The all-in-one daemon, SIGKILLed at random moments.
     fleet.start("all")
@@ -225,7 +234,11 @@ def test_nothing_lost_nothing_twice(world: tuple[Moto, Broker, Newsroom, Fleet])
     published = asyncio.run(read_topic(broker.address, topics["published"], settle=1.0, limit_s=60))
     counts = tally(published, expected)
     dlq = asyncio.run(read_topic(broker.address, topics["dlq"], settle=0.5, limit_s=30))
+    daemons = dict(fleet.running)
     exits = {name: fleet.terminate(name) for name in list(fleet.running)}
+    for name, code in exits.items():
+        if code != 0:
+            log.append(f"{name} exit {code}, last lines:\n" + "\n".join(daemons[name].lines[-30:]))
     counts |= {"dlq": len(dlq), "sigkills": fleet.kills, "run_seconds": round(time.monotonic() - started)}
     report = "\n".join([*log, f"exits={exits}", f"chaos counts: {counts}"])
     print(report)

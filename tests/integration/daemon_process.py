@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -22,6 +22,9 @@ def write_config(path: Path, data: dict[str, Any]) -> Path:
 
 class Daemon:
     """`ingestor run` in a subprocess; its JSON log lines are collected as they come."""
+
+    #: every daemon started, so that a failing test cannot leave one running (see conftest)
+    started: ClassVar[list[Daemon]] = []
 
     def __init__(self, config: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.lines: list[str] = []
@@ -44,6 +47,7 @@ class Daemon:
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        Daemon.started.append(self)
 
     def _read(self) -> None:
         assert self.process.stdout is not None

@@ -175,9 +175,8 @@ def test_embedded_default_tail_and_no_broker_left_behind(tmp_path: Path) -> None
         daemon = Daemon(config)
         daemon.wait_for("daemon_started", timeout=60)
         daemon.wait_for("item_published", timeout=60)
-        deadline = (
-            time.monotonic() + 20
-        )  # the unreachable feed is logged (after its retries); the daemon stays up
+        # the unreachable feed is logged (after its retries); the daemon stays up
+        deadline = time.monotonic() + 20
         while not any(
             e.get("feed") == "nowhere" and e.get("outcome") == "connect"
             for e in daemon.events("feed_fetched")

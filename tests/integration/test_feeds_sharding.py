@@ -9,6 +9,7 @@ a few seconds, without a burst of double fetches; and the registry CLI sees the 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import subprocess
 import sys
@@ -17,7 +18,6 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
@@ -79,7 +79,7 @@ def by_feed(log: list[tuple[float, str, str]]) -> dict[str, list[tuple[float, st
 
 
 def switches(requests: list[tuple[float, str]]) -> int:
-    return sum(1 for a, b in zip(requests, requests[1:], strict=False) if a[1] != b[1])
+    return sum(1 for a, b in itertools.pairwise(requests) if a[1] != b[1])
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -187,7 +187,7 @@ async def test_three_fetchers_share_feeds_and_survive_a_kill(
         for feed_id, reqs in whole.items():
             agents_in_order = [a for i, (_, a) in enumerate(reqs) if i == 0 or reqs[i - 1][1] != a]
             assert len(agents_in_order) == len(set(agents_in_order)) <= 3, (feed_id, agents_in_order)
-            gaps = [b[0] - a[0] for a, b in zip(reqs, reqs[1:], strict=False)]
+            gaps = [b[0] - a[0] for a, b in itertools.pairwise(reqs)]
             close = [g for g in gaps if g < 0.2]
             assert len(close) <= 1, (feed_id, close)
 

@@ -1,0 +1,119 @@
+"""The feed registry in process: config feeds seeded, feeds added and removed live through the
+topic, and a graceful handover that keeps validators and due times (no immediate refetch)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from ingestor.config import FeedConfig, Settings
+from ingestor.feeds import read_feeds, write_feeds
+from ingestor.fetch.http import Fetcher
+from ingestor.fetch.service import FetchStage
+from ingestor.kafka import KafkaConnection, ensure_topics
+from tests.conftest import make_settings
+from tests.integration.test_fetch_support import FeedServer, StaticResolver
+
+pytestmark = pytest.mark.integration
+
+INTERVAL = 1.5
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FeedServer]:
+    srv = FeedServer()
+    await srv.start()
+    yield srv
+    await srv.close()
+
+
+async def until(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+def stage_as(settings: Settings, agent: str) -> FetchStage:
+    fetch = settings.fetch.model_copy(update={"user_agent": agent})
+    named = settings.model_copy(update={"fetch": fetch})
+    return FetchStage(
+        named,
+        KafkaConnection(settings.kafka.bootstrap_servers, settings.kafka),
+        fetcher=Fetcher(fetch, resolver=StaticResolver()),
+    )
+
+
+def attempts(stage: FetchStage, feed_id: str) -> int:
+    status = stage.feed_status(feed_id)
+    return len(status.attempts) if status else 0
+
+
+async def test_registry_add_remove_and_graceful_handover(broker_address: str, server: FeedServer) -> None:
+    base = f"http://127.0.0.1:{server.port}"
+    tag = uuid.uuid4().hex[:8]
+    settings = make_settings(
+        broker_address,
+        feeds=[{"id": "seeded", "url": f"{base}/etag?f=seeded", "interval": INTERVAL}],
+        fetch={
+            "group_id": f"g{tag}-fetch",
+            "state_topic": f"t{tag}.fetch-state",
+            "session_timeout": 6,
+            "heartbeat_interval": 0.5,
+            "min_interval": 0.05,
+            "jitter": 0,
+            "startup_spread": 0.2,
+            "retries": 0,
+            "shutdown_grace": 1,
+        },
+    )
+    connection = KafkaConnection(broker_address, settings.kafka)
+    await ensure_topics(connection, settings.topics, compacted=[settings.fetch.state_topic])
+    topic = settings.topics.feeds
+
+    def requests(feed: str) -> list[tuple[str, str | None]]:
+        return [
+            (r.headers["User-Agent"], r.headers.get("If-None-Match"))
+            for r in list(server.requests)
+            if r.query.get("f") == feed
+        ]
+
+    a = stage_as(settings, "a")
+    b = stage_as(settings, "b")
+    await a.start()
+    try:
+        await until(lambda: attempts(a, "seeded") >= 1)
+        assert "seeded" in await read_feeds(connection, topic)  # config feeds are seeded into the topic
+        await write_feeds(
+            connection, topic, [("added", FeedConfig(id="added", url=f"{base}/etag?f=added", interval=0.2))]
+        )
+        await until(lambda: attempts(a, "added") >= 2)
+        await write_feeds(connection, topic, [("added", None)])
+        await until(lambda: a.feed_status("added") is None)
+        removed_at = len(requests("added"))
+        assert a.health().partitions == (0, 1, 2)
+
+        await b.start()  # joins: the partitions are shared out
+        await until(lambda: bool(b.health().partitions) and bool(a.health().partitions))
+        assert set(a.health().partitions or ()) | set(b.health().partitions or ()) == {0, 1, 2}
+        await a.stop()  # leaves: everything moves to b
+        await until(lambda: b.health().partitions == (0, 1, 2))
+        await until(lambda: any(agent == "b" for agent, _ in requests("seeded")))
+        await asyncio.sleep(INTERVAL)
+    finally:
+        await a.stop()
+        await b.stop()
+    assert len(requests("added")) == removed_at  # a removed feed is not fetched any more
+    seeded = [r for r in server.requests if r.query.get("f") == "seeded"]
+    first_b = next(i for i, r in enumerate(seeded) if r.headers["User-Agent"] == "b")
+    assert first_b > 0 and seeded[first_b - 1].headers["User-Agent"] == "a"
+    # b resumed with a's validators: a conditional request, answered 304, nothing downloaded again
+    assert seeded[first_b].headers.get("If-None-Match") is not None
+    status = b.feed_status("seeded")
+    assert status is not None and status.attempts[0].outcome.value == "ok"  # a's history came along
+    assert [a.outcome.value for a in status.attempts[1:]] == ["not_modified"] * (len(status.attempts) - 1)
+    assert all(r.headers["User-Agent"] == "b" for r in seeded[first_b:])
