@@ -28,6 +28,22 @@ def _shared_processors() -> list[Any]:
     ]
 
 
+class _CurrentStdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stdout`` is when a line is emitted.
+
+    Test runners and embedding tools swap ``sys.stdout``; a handler that kept the object it
+    was built with would write to a closed stream after the swap.
+    """
+
+    @property
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(level: str = "INFO", fmt: LogFormat = "auto", *, stream: Any = None) -> None:
     """Idempotent; call once per process before anything logs."""
     out = stream or sys.stdout
@@ -44,7 +60,9 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = "auto", *, stream: A
         foreign_pre_chain=_shared_processors(),
         processors=[*final, renderer],
     )
-    handler = logging.StreamHandler(out)
+    handler: logging.Handler = (
+        logging.StreamHandler(stream) if stream is not None else _CurrentStdoutHandler()
+    )
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
