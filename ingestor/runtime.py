@@ -93,7 +93,7 @@ def _until_the_broker_answers(step: str) -> AsyncRetrying:
 
     return AsyncRetrying(
         retry=retry_if_exception_type((KafkaError, OSError, TimeoutError)),
-        wait=wait_exponential_jitter(initial=0.5, max=10),
+        wait=wait_exponential_jitter(multiplier=0.5, max=10),
         before_sleep=waiting,
         reraise=True,
     )

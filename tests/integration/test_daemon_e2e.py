@@ -13,11 +13,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from ingestor.broker import free_port, read_records
 from tests.conftest import make_settings
 from tests.integration.daemon_process import Daemon, write_config
 from tests.integration.kafka_helpers import read_topic, values
 from tests.integration.live_server import LiveServer
+from tests.unit.test_schema import SCHEMA_FILE
 
 ARTICLE = """date 2024-11-04 Skip to content
 Dam repairs finish ahead of the flood season, engineers say
@@ -124,6 +127,9 @@ def test_live_page_edits_and_restart_publish_exactly_right(tmp_path: Path, broke
             ]
         )
         assert max(Counter((p["id"], p["version"]) for p in published).values()) == 1
+        schema = json.loads(SCHEMA_FILE.read_text())
+        for message in published:  # the subscriber contract: every published item validates
+            jsonschema.validate(message, schema)
         edited = next(p for p in published if p["event"] == "updated")
         assert edited["updated_at"] == "2024-11-04T09:02:00Z"
         assert edited["published_at"] == "2024-11-04T08:40:00Z"
