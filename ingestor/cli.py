@@ -11,12 +11,15 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from ingestor.config import ConfigError, Settings, load_settings
 from ingestor.logging import configure_logging
+
+if TYPE_CHECKING:
+    from ingestor.kafka import KafkaConnection
 
 DEFAULT_CONFIG = Path("config.yaml")
 EXIT_CONFIG = 2
@@ -162,6 +165,20 @@ def _bootstrap_for_tools(settings: Settings) -> str:
     return records[0].bootstrap_servers
 
 
+def _tool_connection(args: argparse.Namespace, command: str) -> tuple[Settings, KafkaConnection] | int:
+    """Settings and a connection for a one-shot tool, or the exit status of a config error."""
+    try:
+        settings = _settings(args.config, required=args.config is not None)
+        bootstrap = args.bootstrap_servers or _bootstrap_for_tools(settings)
+    except ConfigError as exc:
+        print(f"ingestor {command}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging("WARNING", "json", stream=sys.stderr)
+    from ingestor.kafka import KafkaConnection
+
+    return settings, KafkaConnection(bootstrap, settings.kafka)
+
+
 def _render_value(value: bytes | None) -> Any:
     if value is None:
         return None
@@ -172,19 +189,14 @@ def _render_value(value: bytes | None) -> Any:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    try:
-        settings = _settings(args.config, required=args.config is not None)
-        bootstrap = args.bootstrap_servers or _bootstrap_for_tools(settings)
-    except ConfigError as exc:
-        print(f"ingestor tail: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    configure_logging("ERROR", "json", stream=sys.stderr)
+    resolved = _tool_connection(args, "tail")
+    if isinstance(resolved, int):
+        return resolved
+    _, connection = resolved
+    bootstrap = connection.bootstrap_servers
     from aiokafka import TopicPartition
 
-    from ingestor.kafka import KafkaConnection
-
     async def main() -> int:
-        connection = KafkaConnection(bootstrap, settings.kafka)
         consumer = connection.consumer(group_id=None)
         await consumer.start()
         printed = 0
@@ -236,20 +248,6 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 # ---- dlq / replay ------------------------------------------------------------------------------
-
-
-def _tool_connection(args: argparse.Namespace, command: str) -> tuple[Settings, Any] | int:
-    """Settings and a connection for a one-shot tool, or the exit status of a config error."""
-    try:
-        settings = _settings(args.config, required=args.config is not None)
-        bootstrap = args.bootstrap_servers or _bootstrap_for_tools(settings)
-    except ConfigError as exc:
-        print(f"ingestor {command}: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    configure_logging("WARNING", "json", stream=sys.stderr)
-    from ingestor.kafka import KafkaConnection
-
-    return settings, KafkaConnection(bootstrap, settings.kafka)
 
 
 def _print_json(data: dict[str, Any]) -> None:
@@ -339,13 +337,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Groups and lag, failing feeds, last publish, DLQ size: rich tables on a TTY, else JSON."""
-    try:
-        settings = _settings(args.config, required=args.config is not None)
-        bootstrap = args.bootstrap_servers or _bootstrap_for_tools(settings)
-    except ConfigError as exc:
-        print(f"ingestor status: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    configure_logging("ERROR", "json", stream=sys.stderr)
+    resolved = _tool_connection(args, "status")
+    if isinstance(resolved, int):
+        return resolved
+    settings, connection = resolved
+    bootstrap = connection.bootstrap_servers
     from ingestor.status import gather_status, render_table
 
     async def main() -> dict[str, Any]:
