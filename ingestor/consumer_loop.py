@@ -33,6 +33,7 @@ from aiokafka.errors import CommitFailedError
 from ingestor import headers as hdr
 from ingestor import metrics
 from ingestor.kafka import KafkaConnection, pin_producer_topics
+from ingestor.membership import confirm_membership
 from ingestor.models import format_utc
 
 log = structlog.get_logger("ingestor.consumer")
@@ -45,6 +46,8 @@ HEALTHY_SPELL_S = 60.0
 PROBE_EVERY_S = 5.0
 PROBE_TIMEOUT_S = 5.0
 STALE_S = 15.0
+#: after a withheld batch, wait this long before polling again (the rejoin is under way)
+WITHHELD_PAUSE_S = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +170,7 @@ class ConsumeLoop:
         on_revoked: PartitionHook | None = None,
         output_topics: Sequence[str] = (),
         consumer_overrides: dict[str, Any] | None = None,
+        confirm_membership_per_batch: bool = False,
     ) -> None:
         self.stage = stage
         self._connection = connection
@@ -179,6 +183,12 @@ class ConsumeLoop:
         self._on_assigned = on_assigned
         self._on_revoked = on_revoked
         self._consumer_overrides = consumer_overrides or {}
+        # A stage whose output must never be written twice asks the coordinator before every
+        # batch whether its partitions are still its own (see ingestor/membership.py).
+        self._confirm_membership = confirm_membership_per_batch
+        # Revoked and not (yet) assigned again: records aiokafka still hands out for these
+        # (fetched before the rebalance) are not ours to process.
+        self._revoked_pending: set[TopicPartition] = set()
         self._output_topics = [*output_topics, dlq_topic]
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -286,8 +296,11 @@ class ConsumeLoop:
                 batch = await consumer.getmany(timeout_ms=250, max_records=self._max_batch)
                 if batch:
                     async with self._batch_lock:
-                        await self._process_batch(consumer, producer, batch)
-                    self._contact()
+                        processed = await self._process_batch(consumer, producer, batch)
+                    if processed:
+                        self._contact()
+                    else:
+                        await asyncio.sleep(WITHHELD_PAUSE_S)
                 elif time.monotonic() >= self._next_probe_at:
                     await self._probe(consumer)
                 self.stats.last_poll_at = time.time()
@@ -341,6 +354,7 @@ class ConsumeLoop:
         # Waiting for the batch lock means the batch in hand is produced, acked and committed
         # before the partitions move: the next owner starts exactly after it.
         async with self._batch_lock:
+            self._revoked_pending |= revoked
             self.stats.assigned -= revoked
             self.stats.assigned_at = None
             if self._on_revoked is not None:
@@ -348,6 +362,7 @@ class ConsumeLoop:
         log.info("partitions_revoked", stage=self.stage, partitions=sorted(tp.partition for tp in revoked))
 
     async def handle_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._revoked_pending -= assigned
         if self._on_assigned is not None:
             await self._on_assigned(assigned)
         self.stats.assigned |= assigned
@@ -362,12 +377,35 @@ class ConsumeLoop:
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
         batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
-    ) -> None:
+    ) -> bool:
+        """False when the batch was withheld (not ours any more, or not confirmed ours)."""
+        owned = {
+            tp: records
+            for tp, records in batch.items()
+            if tp in consumer.assignment() and tp not in self._revoked_pending
+        }
+        # Revoked while we waited for the lock: the new owner has them. If aiokafka gives the
+        # partition back to us, its position is reset to the committed offset anyway; rewinding
+        # covers the records that arrive before the assignment hook ran.
+        _rewind(consumer, {tp: batch[tp] for tp in batch.keys() - owned.keys()})
+        if not owned:
+            return True
+        if self._confirm_membership:
+            membership = await confirm_membership(consumer)
+            if not membership.owns_partitions:
+                metrics.BATCHES_WITHHELD.labels(self.stage, membership.value).inc()
+                log.warning(
+                    "batch_withheld",
+                    stage=self.stage,
+                    reason=membership.value,
+                    partitions=sorted(tp.partition for tp in owned),
+                    records=sum(len(records) for records in owned.values()),
+                )
+                _rewind(consumer, owned)
+                return False
         pending: list[asyncio.Future[Any]] = []
         offsets: dict[TopicPartition, int] = {}
-        for tp, records in batch.items():
-            if tp not in consumer.assignment():
-                continue  # revoked while we waited for the lock; the new owner has it
+        for tp, records in owned.items():
             for record in records:
                 for output in await self._handle(record):
                     future = await producer.send(
@@ -394,6 +432,7 @@ class ConsumeLoop:
                 log.warning("commit_failed_rebalanced", stage=self.stage, error=str(exc))
         self.stats.batches += 1
         self.stats.last_batch_at = time.time()
+        return True
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
         size = len(record.value or b"")
@@ -431,3 +470,14 @@ class ConsumeLoop:
         return dlq_output(
             record, stage=self.stage, dlq_topic=self._dlq_topic, error_type=error_type, message=message
         )
+
+
+def _rewind(
+    consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+) -> None:
+    """Put the records back: the next poll returns them again if the partition is still ours."""
+    assignment = consumer.assignment()
+    for tp, records in batch.items():
+        if records and tp in assignment:
+            with contextlib.suppress(Exception):  # unassigned in between: the new owner reads them
+                consumer.seek(tp, records[0].offset)

@@ -141,6 +141,13 @@ REBALANCES = Counter(
     ["stage"],
     registry=REGISTRY,
 )
+BATCHES_WITHHELD = Counter(
+    "ingestor_batches_withheld",
+    "Batches not processed because the group coordinator did not confirm this member's generation "
+    "right before them (reason: rebalancing, fenced, unreachable); they are re-read by the owner.",
+    ["stage", "reason"],
+    registry=REGISTRY,
+)
 COMMIT_FAILURES = Counter(
     "ingestor_commit_failures",
     "Offset commits refused because the group rebalanced mid-batch (the batch is re-read downstream-safe).",

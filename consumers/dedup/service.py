@@ -67,6 +67,9 @@ class DedupStage:
             max_message_bytes=settings.dedup.max_message_bytes,
             on_assigned=self._on_assigned,
             on_revoked=self._on_revoked,
+            # Publishing next to a partition's new owner would publish twice: no batch without
+            # the coordinator's word that the partition is still ours (ingestor/membership.py).
+            confirm_membership_per_batch=True,
         )
         self.published = 0
         self.last_published_at: float | None = None

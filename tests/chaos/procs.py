@@ -144,11 +144,13 @@ class Fleet:
         self.running: dict[str, Daemon] = {}
         self.retired: list[Daemon] = []
         self.kills = 0
+        self.history: list[tuple[str, Daemon]] = []  # every process started, in order, by name
 
     def start(self, name: str, *stages: str) -> Daemon:
         args = [arg for stage in stages for arg in ("--stage", stage)]
         daemon = Daemon(self.config, *args)
         self.running[name] = daemon
+        self.history.append((name, daemon))
         return daemon
 
     def sigkill(self, name: str) -> None:
@@ -170,6 +172,12 @@ class Fleet:
     def kill_all(self) -> None:
         for name in list(self.running):
             self.sigkill(name)
+
+    def dump_logs(self, directory: Path) -> None:
+        """Every process's log lines, one file per process, to read a failure after the fact."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for n, (name, daemon) in enumerate(self.history):
+            (directory / f"{n:02d}-{name}.log").write_text("\n".join(daemon.lines) + "\n")
 
     def all_lines(self) -> list[str]:
         return [line for d in [*self.retired, *self.running.values()] for line in d.lines]

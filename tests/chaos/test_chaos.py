@@ -155,13 +155,20 @@ def _sleep_while_growing(seconds: float, deadline: float) -> None:
     time.sleep(max(0.0, min(seconds, deadline - time.monotonic())))
 
 
-def test_nothing_lost_nothing_twice(world: tuple[Moto, Broker, Newsroom, Fleet]) -> None:
+def test_nothing_lost_nothing_twice(world: tuple[Moto, Broker, Newsroom, Fleet], tmp_path: Path) -> None:
     log: list[str] = []
+    keep = os.environ.get("CHAOS_LOG_DIR")  # kept for passing runs too, one folder per run
+    run_dir = f"run-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}"
     try:
         _run(world, log)
     except BaseException:
+        logs = Path(keep) / run_dir if keep else tmp_path / "process-logs"
+        world[3].dump_logs(logs)
+        log.append(f"process logs: {logs}")
         print("\n".join(log))  # the seed and the timeline, to replay a failure
         raise
+    if keep:
+        world[3].dump_logs(Path(keep) / run_dir)
 
 
 def _run(world: tuple[Moto, Broker, Newsroom, Fleet], log: list[str]) -> None:
