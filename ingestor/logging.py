@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any, Literal
 
 import structlog
@@ -26,6 +27,37 @@ def _shared_processors() -> list[Any]:
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
         structlog.stdlib.ExtraAdder(),
     ]
+
+
+class RepeatedLibraryLines(logging.Filter):
+    """One line per library message template per window, then the count of what was held back.
+
+    While a broker is away aiokafka logs every reconnect attempt of every connection, several
+    lines a second per process: a 30 s outage would bury the pipeline's own events
+    (`broker_unreachable`, `stage_restarting`) under a thousand identical lines. The first line
+    of a kind goes out at once; repeats within the window are counted, and the next line of that
+    kind after the window carries ``repeated`` (how many were held back). The pipeline's own
+    structlog events are never held back.
+    """
+
+    def __init__(self, window_s: float = 30.0) -> None:
+        super().__init__()
+        self._window_s = window_s
+        self._windows: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not isinstance(record.msg, str):  # a structlog event (a dict): always
+            return True
+        key = (record.name, record.levelno, record.msg)
+        now = time.monotonic()
+        opened = self._windows.get(key)
+        if opened is not None and now - opened[0] < self._window_s:
+            self._windows[key] = (opened[0], opened[1] + 1)
+            return False
+        if opened is not None and opened[1]:
+            record.repeated = opened[1]
+        self._windows[key] = (now, 0)
+        return True
 
 
 class _CurrentStdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -64,6 +96,7 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = "auto", *, stream: A
         logging.StreamHandler(stream) if stream is not None else _CurrentStdoutHandler()
     )
     handler.setFormatter(formatter)
+    handler.addFilter(RepeatedLibraryLines())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

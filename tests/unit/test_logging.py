@@ -6,6 +6,7 @@ import io
 import json
 import logging
 
+import pytest
 import structlog
 
 from ingestor.logging import configure_logging
@@ -38,3 +39,23 @@ def test_library_info_chatter_is_quiet_by_default() -> None:
     configure_logging("INFO", "json", stream=stream)
     logging.getLogger("aiokafka.consumer.group_coordinator").info("Joined group")
     assert stream.getvalue() == ""
+
+
+def test_a_library_repeating_itself_is_one_line_per_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr("ingestor.logging.time.monotonic", lambda: now[0])
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    kafka = logging.getLogger("aiokafka")
+    for tenth in range(650):  # 65 s of a broker away: every reconnect attempt logs
+        now[0] = 1000.0 + tenth / 10
+        kafka.error("Unable connect to node with id %s: %s", 111, "[Errno 111] Connect call failed")
+        kafka.error("Unable to update metadata from %s", [111])
+        structlog.get_logger("ingestor.consumer").warning("broker_unreachable", stage="dedup")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert len([line for line in lines if line["event"] == "broker_unreachable"]) == 650  # ours: all
+    connect = [line for line in lines if line["event"].startswith("Unable connect")]
+    assert len(connect) == 3  # at 0 s, 30 s and 60 s
+    assert "repeated" not in connect[0]
+    assert connect[1]["repeated"] == connect[2]["repeated"] == 299
+    assert len([line for line in lines if line["event"].startswith("Unable to update")]) == 3
