@@ -78,6 +78,10 @@ class KafkaConfig(_Section):
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     request_timeout: Duration = 30.0
+    idempotent_producer: Literal["auto"] | bool = Field(
+        default="auto",
+        description="idempotent producers (a retried send is not written twice); auto: if offered",
+    )
     embedded: EmbeddedBrokerConfig = EmbeddedBrokerConfig()
 
     @property

@@ -282,10 +282,10 @@ class ConsumeLoop:
 
     async def _run_once(self) -> None:
         consumer = self._connection.consumer(group_id=self._group_id, **self._consumer_overrides)
-        producer = self._connection.producer()
-        self._consumer, self._producer = consumer, producer
+        producer: AIOKafkaProducer | None = None
+        self._consumer = consumer
         try:
-            await producer.start()
+            producer = self._producer = await self._connection.start_producer()
             await pin_producer_topics(producer, self._output_topics)
             consumer.subscribe(self._topics, listener=_Listener(self))
             await consumer.start()
@@ -330,7 +330,7 @@ class ConsumeLoop:
             return
         self._contact()
 
-    async def _close(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+    async def _close(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer | None) -> None:
         # aiokafka does not call the revoke listener on stop: commit is already done per batch,
         # but give the stage's revoke hook a chance to drop its state.
         if self._on_revoked is not None and self.stats.assigned:
@@ -341,7 +341,7 @@ class ConsumeLoop:
         self.stats.assigned = set()
         self.stats.assigned_at = None
         self.stats.lag.clear()
-        for closer in (consumer.stop, producer.stop):
+        for closer in (consumer.stop, *([producer.stop] if producer is not None else [])):
             try:
                 await asyncio.wait_for(closer(), 5.0)
             except Exception as exc:

@@ -203,8 +203,7 @@ async def replay(
             if on_entry is not None:
                 on_entry(entry, False)
         return report
-    producer = connection.producer()
-    await producer.start()
+    producer = await connection.start_producer()
     try:
         targets = {entry.source_topic for entry, _ in todo if entry.source_topic}
         counts = await _partition_counts(producer, targets | {ledger})

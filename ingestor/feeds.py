@@ -79,8 +79,7 @@ async def write_feeds(
     connection: KafkaConnection, topic: str, records: Iterable[tuple[str, FeedConfig | None]]
 ) -> int:
     """Produce definitions (None: a tombstone, the feed is removed); acknowledged before returning."""
-    producer = connection.producer()
-    await producer.start()
+    producer = await connection.start_producer()
     count = 0
     try:
         futures = []

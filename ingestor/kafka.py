@@ -8,11 +8,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    TopicAlreadyExistsError,
+    UnknownError,
+    UnsupportedVersionError,
+)
 
 from ingestor.config import KafkaConfig, TopicsConfig
+
+log = structlog.get_logger("ingestor.kafka")
+
+#: What InitProducerId answers when a broker has no idempotent producers: Kafka without the
+#: IdempotentWrite ACL, a broker too old, or Tansu 0.6 (UnknownError).
+_NO_IDEMPOTENCE = (UnknownError, UnsupportedVersionError, ClusterAuthorizationFailedError)
+#: bootstrap servers -> whether its brokers refused idempotent producers (asked once per process)
+_IDEMPOTENCE_REFUSED: dict[str, bool] = {}
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,46 @@ class KafkaConnection:
         kwargs.update(acks="all", linger_ms=5, max_request_size=16 * 1024 * 1024, compression_type=None)
         kwargs.update(overrides)
         return AIOKafkaProducer(**kwargs)
+
+    async def start_producer(self) -> AIOKafkaProducer:
+        """A started producer, idempotent wherever the brokers allow it.
+
+        Without idempotence a send whose acknowledgement was lost (a timeout, a dropped
+        connection) is retried by aiokafka and can be written twice. With ``auto`` the first
+        producer of a process asks for it; a broker that refuses (Tansu 0.6 does) is remembered
+        and logged once, and plain producers are used from then on.
+        """
+        mode = self.config.idempotent_producer
+        refused = _IDEMPOTENCE_REFUSED.get(self.bootstrap_servers, False)
+        if mode is True or (mode == "auto" and not refused):
+            producer = self.producer(enable_idempotence=True)
+            try:
+                await producer.start()
+                return producer
+            except _NO_IDEMPOTENCE as exc:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                if mode is True:
+                    raise
+                _IDEMPOTENCE_REFUSED[self.bootstrap_servers] = True
+                log.warning(
+                    "producer_idempotence_unavailable",
+                    bootstrap_servers=self.bootstrap_servers,
+                    error=f"{type(exc).__name__}: {exc}",
+                    hint="a send retried after a lost acknowledgement may be written twice",
+                )
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                raise
+        producer = self.producer()
+        try:
+            await producer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
+        return producer
 
     def consumer(self, *topics: str, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
         """Manual commits only: offsets are committed by the stage after its output is acked."""

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from consumers.parse.service import ParseStage
 from ingestor.config import Settings
@@ -95,11 +95,11 @@ async def replay_range(
     stage = ParseStage(settings, connection)
     report = ReplayReport()
     consumer = tool_consumer(connection)
-    producer = connection.producer()
+    producer: AIOKafkaProducer | None = None
     await consumer.start()
     await asyncio.sleep(0)  # aiokafka 0.14: let the group-less consumer's task start before any stop
     try:
-        await producer.start()
+        producer = await connection.start_producer()
         await pin_producer_topics(producer, [settings.topics.items])
         tps = await partitions_of(consumer, settings.topics.raw)
         starts, fallback = await start_offsets(consumer, tps, since_ms)
@@ -125,7 +125,8 @@ async def replay_range(
                 pending.clear()
         await asyncio.gather(*pending)  # a failed send raises here: the exit status says so
     finally:
-        await producer.stop()
+        if producer is not None:
+            await producer.stop()
         await consumer.stop()
     log.info("replay_finished", stage="replay", **report.to_json())
     return report

@@ -214,8 +214,7 @@ class FetchStage:
             await ensure_state_topic(
                 self._connection, self._config.state_topic, topics.partitions, topics.replication_factor
             )
-        producer = self._connection.producer()
-        await producer.start()
+        producer = await self._connection.start_producer()
         self._producer = producer
         try:
             await pin_producer_topics(producer, [self._topic, self._config.state_topic or ""])
