@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -192,7 +191,8 @@ def test_split_live_entry_plain_entry_is_not_split() -> None:
     assert split_live_entry(doc, _entry(html), html) == []
 
 
-def test_five_hundred_fragments_parse_fast() -> None:
+def test_five_hundred_fragments_each_become_an_item() -> None:
+    """How fast is measured by bench/parse.py (500-fragment pages in every shape), not here."""
     base = datetime(2024, 11, 4, 17, tzinfo=UTC)
     blocks = "".join(
         f'<article id="block-{i}" class="block"><time datetime="{(base - timedelta(minutes=5 * i)).isoformat()}">'
@@ -201,9 +201,7 @@ def test_five_hundred_fragments_parse_fast() -> None:
         for i in range(500)
     )
     html = f'<html><body><div class="blocks">{blocks}</div></body></html>'
-    parse(html)  # warm caches and imports
-    start = time.perf_counter()
     items = parse(html)
-    elapsed = time.perf_counter() - start
     assert len(items) == 500
-    assert elapsed < 0.25  # the goal is 50 ms; the bound is loose for shared CI machines
+    assert len({item.id for item in items}) == 500
+    assert {item.published_at for item in items} == {base - timedelta(minutes=5 * i) for i in range(500)}
