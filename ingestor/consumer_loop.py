@@ -46,6 +46,9 @@ HEALTHY_SPELL_S = 60.0
 PROBE_EVERY_S = 5.0
 PROBE_TIMEOUT_S = 5.0
 STALE_S = 15.0
+#: on stop: how long a poll may take to notice, and what closing the clients may take at most
+STOP_POLL_S = 0.5
+CLOSE_BUDGET_S = 2.5
 #: after a withheld batch, wait this long before polling again (the rejoin is under way)
 WITHHELD_PAUSE_S = 0.2
 
@@ -196,6 +199,7 @@ class ConsumeLoop:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._next_probe_at = 0.0
+        self._closing = False
         self.stats = LoopStats()
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -205,17 +209,28 @@ class ConsumeLoop:
         self._task = asyncio.create_task(self._supervise(), name=f"{self.stage}-consume-loop")
 
     async def stop(self, timeout: float = 8.0) -> None:
-        """Finish the batch in hand, commit it, leave the group."""
+        """Finish the batch in hand (produced, acknowledged, committed), then leave the group.
+
+        Whatever else the loop is doing is abandoned: a poll, or a group join that the
+        coordinator holds up while it waits for a dead member's session to expire. Nothing is
+        lost by that, since only committed input counts as done. All of it fits in ``timeout``.
+        """
         self._stopping.set()
-        if self._task is None:
+        task = self._task
+        if task is None:
             return
+        deadline = time.monotonic() + timeout
         try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            async with asyncio.timeout(max(0.1, timeout - CLOSE_BUDGET_S)):
+                async with self._batch_lock:  # the batch in hand is done, and no new one starts
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(task), STOP_POLL_S)
         except TimeoutError:
             log.warning("stage_stop_timeout", stage=self.stage, timeout_s=timeout)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if not task.done() and not self._closing:  # a close under way ends within its budget
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(task, max(0.1, deadline - time.monotonic()))
         self._task = None
 
     @property
@@ -331,6 +346,13 @@ class ConsumeLoop:
         self._contact()
 
     async def _close(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer | None) -> None:
+        self._closing = True
+        try:
+            await self._close_clients(consumer, producer)
+        finally:
+            self._closing = False
+
+    async def _close_clients(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer | None) -> None:
         # aiokafka does not call the revoke listener on stop: commit is already done per batch,
         # but give the stage's revoke hook a chance to drop its state.
         if self._on_revoked is not None and self.stats.assigned:
@@ -341,9 +363,12 @@ class ConsumeLoop:
         self.stats.assigned = set()
         self.stats.assigned_at = None
         self.stats.lag.clear()
+        # On stop the clients get a short budget: a LeaveGroup the coordinator holds up must not
+        # hold up the shutdown (the group notices the session ending instead).
+        each_s = CLOSE_BUDGET_S / 2 if self._stopping.is_set() else 5.0
         for closer in (consumer.stop, *([producer.stop] if producer is not None else [])):
             try:
-                await asyncio.wait_for(closer(), 5.0)
+                await asyncio.wait_for(closer(), each_s)
             except Exception as exc:
                 log.warning("client_close_failed", stage=self.stage, error=repr(exc))
         self._consumer = self._producer = None

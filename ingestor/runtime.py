@@ -19,6 +19,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from ingestor.broker import EmbeddedBroker, read_records
 from ingestor.config import Settings
+from ingestor.consumer_loop import ConsumeLoop
 from ingestor.kafka import KafkaConnection, ensure_topics
 from ingestor.ops import OpsServer
 
@@ -153,18 +154,17 @@ class Daemon:
         )
 
     async def stop(self) -> None:
+        """Fetching stops first (nothing new comes in), then the consuming stages together.
+
+        Each consuming stage finishes and commits its batch in hand; they need not wait for one
+        another, since what parse produces after dedup stopped is dedup's input on the next run.
+        """
         deadline = time.monotonic() + SHUTDOWN_BUDGET_S
-        for name in reversed(self.stage_names):
-            stage = self.stages.pop(name, None)
-            if stage is None:
-                continue
-            remaining = max(0.5, deadline - time.monotonic())
-            try:
-                await asyncio.wait_for(stage.stop(), remaining)
-            except TimeoutError:
-                log.warning("stage_stop_timeout", stage=name)
-            except Exception as exc:
-                log.warning("stage_stop_failed", stage=name, error=repr(exc))
+        fetch = self.stages.pop("fetch", None)
+        if fetch is not None:
+            await self._stop_stage("fetch", fetch, deadline)
+        rest = [(name, self.stages.pop(name)) for name in reversed(self.stage_names) if name in self.stages]
+        await asyncio.gather(*(self._stop_stage(name, stage, deadline) for name, stage in rest))
         if self.ops is not None:  # before the broker: Tansu waits for open connections to close
             await self.ops.stop()
             self.ops = None
@@ -172,6 +172,20 @@ class Daemon:
             await self.broker.stop()
             self.broker = None
         log.info("daemon_stopped")
+
+    @staticmethod
+    async def _stop_stage(name: str, stage: Stage, deadline: float) -> None:
+        remaining = max(0.5, deadline - time.monotonic())
+        try:
+            loop = getattr(stage, "loop", None)
+            if isinstance(loop, ConsumeLoop):
+                await loop.stop(remaining)  # fits its batch, the cancel and the close into the budget
+            else:
+                await asyncio.wait_for(stage.stop(), remaining)
+        except TimeoutError:
+            log.warning("stage_stop_timeout", stage=name)
+        except Exception as exc:
+            log.warning("stage_stop_failed", stage=name, error=repr(exc))
 
 
 async def run_until(settings: Settings, stages: Sequence[StageName], stop: asyncio.Event) -> None:

@@ -229,3 +229,30 @@ def _alive(pid: int) -> bool:
             return stat.read().split()[2] != "Z"
     except OSError:
         return False
+
+
+def test_sigterm_while_the_group_still_waits_for_a_killed_member_exits_within_10s(
+    tmp_path: Path, broker_address: str
+) -> None:
+    """After a SIGKILL the coordinator holds the next join until the dead member's session ends
+    (10 s); a SIGTERM in that wait must not wait for it."""
+    settings = make_settings(broker_address)
+    config = write_config(
+        tmp_path / "config.yaml",
+        {
+            "kafka": {"bootstrap_servers": broker_address},
+            "topics": settings.topics.model_dump(),
+            "parse": {"group_id": settings.parse.group_id},
+            "dedup": {"group_id": settings.dedup.group_id},
+            "feeds": [],
+        },
+    )
+    first = Daemon(config)
+    first.wait_for("partitions_assigned", 2, timeout=60)  # parse and dedup are members
+    first.kill()
+    second = Daemon(config)
+    second.wait_for("partitions_revoked", 2, timeout=60)  # joining, held up by the dead member
+    time.sleep(1.0)
+    code, took = second.terminate(timeout=20)
+    assert code == 0 and took < 10, f"exit {code} after {took:.1f}s"
+    assert not second.events("partitions_assigned"), "the join was not held up: the test proves nothing"
