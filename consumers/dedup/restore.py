@@ -7,6 +7,7 @@ an older version) falls back to its JSON body.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import datetime
@@ -17,6 +18,7 @@ from aiokafka import TopicPartition
 from consumers.dedup.decision import PartitionState
 from ingestor import headers as hdr
 from ingestor.kafka import KafkaConnection
+from ingestor.scan import read_to_end
 
 log = structlog.get_logger("consumers.dedup")
 
@@ -25,6 +27,8 @@ HASH_HEADER = "content-hash"
 SOURCE_PARTITION_HEADER = "items-partition"
 SOURCE_OFFSET_HEADER = "items-offset"
 FETCHED_AT_HEADER = "item-fetched-at"
+#: a restore that takes longer fails the assignment; the consumer is rebuilt and tries again
+RESTORE_LIMIT_S = 300.0
 
 
 def fold_message(
@@ -52,7 +56,11 @@ def fold_message(
 async def restore_partitions(
     connection: KafkaConnection, published_topic: str, partitions: list[int]
 ) -> dict[int, PartitionState]:
-    """Read each partition of news.published from the beginning to its current end."""
+    """Read each partition of news.published from the beginning to its current end.
+
+    Publishing for these partitions must wait for this: what the restore misses is published
+    again. Every record fetched is folded, so reading past the end is always safe.
+    """
     states = {partition: PartitionState() for partition in partitions}
     if not partitions:
         return states
@@ -60,29 +68,14 @@ async def restore_partitions(
     tps = [TopicPartition(published_topic, partition) for partition in partitions]
     consumer = connection.consumer(group_id=None, enable_auto_commit=False)
     await consumer.start()
+    await asyncio.sleep(0)  # aiokafka 0.14: let the group-less consumer's task start before stop()
     messages = 0
     try:
-        consumer.assign(tps)
-        end_offsets = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        remaining = {tp for tp in tps if end_offsets[tp] > 0}
-        for tp in tps:
-            if tp in remaining and await consumer.position(tp) >= end_offsets[tp]:
-                remaining.discard(tp)
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=5000)
-            for tp, records in batch.items():
-                state = states[tp.partition]
-                for record in records:
-                    # Every record is folded, also past the end offset taken at the start: Tansu
-                    # 0.6 reports the end of a partition as (base offset of its last batch) + 1,
-                    # so the tail of a multi-record batch lies "past" it. Folding more published
-                    # history than needed is always safe.
-                    fold_message(state, record.key, record.value, hdr.as_dict(record.headers))
-                    messages += 1
-            for tp in list(remaining):
-                if await consumer.position(tp) >= end_offsets[tp]:
-                    remaining.discard(tp)
+        # Read to the real end, not the reported one (ingestor/scan.py): after a broker restart
+        # Tansu's reported end can lag its data, and a missed tail would be published again.
+        async for record in read_to_end(consumer, tps, limit_s=RESTORE_LIMIT_S):
+            fold_message(states[record.partition], record.key, record.value, hdr.as_dict(record.headers))
+            messages += 1
     finally:
         await consumer.stop()
     log.info(

@@ -59,6 +59,9 @@ async def read_latest(
 
     Tansu reports a partition's end as the last batch's base offset + 1; the fetch that reaches
     that offset returns the whole last batch, so records past the reported "end" are read too.
+    After a broker restart its reported end can lag further (see ingestor/scan.py); this reader
+    does not wait for that tail, because it runs inside a rebalance while feeds are parked, and a
+    state record it misses costs one unconditional fetch of that feed, nothing more.
     """
     consumer = connection.consumer(group_id=None, enable_auto_commit=False)
     await consumer.start()
