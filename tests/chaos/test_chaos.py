@@ -252,8 +252,10 @@ def _run(world: tuple[Moto, Broker, Newsroom, Fleet], log: list[str]) -> None:
     counts |= {"dlq": len(dlq), "sigkills": fleet.kills, "run_seconds": round(time.monotonic() - started)}
     report = "\n".join([*log, f"exits={exits}", f"chaos counts: {counts}"])
     print(report)
-    restarts = sum('"stage_restarting"' in line for line in fleet.all_lines())
-    print(f"stage restarts logged: {restarts}")
+    lines = fleet.all_lines()
+    restarts = sum('"stage_restarting"' in line for line in lines)
+    withheld = sum('"batch_withheld"' in line for line in lines)
+    print(f"stage restarts logged: {restarts}; dedup batches withheld (membership not confirmed): {withheld}")
     assert counts["lost"] == 0 and counts["duplicated"] == 0 and counts["out_of_order"] == 0, report
     assert counts["total_items"] >= MIN_ITEMS and counts["edits"] >= MIN_EDITS, report
     assert counts["dlq"] == 0, report
