@@ -186,6 +186,10 @@ class FetchConfig(_Section):
         description="compacted topic keeping validators and schedule across restarts; null: none",
     )
     state_attempts: int = Field(default=5, ge=0, le=50, description="recent attempts kept per feed state")
+    state_refresh: Duration = Field(
+        default=60.0,
+        description="an unchanged feed's state record (schedule, attempts) is rewritten at most this often",
+    )
     sharding: bool = Field(
         default=True,
         description="fetch the feeds of the news.feeds partitions this instance is assigned (config feeds "

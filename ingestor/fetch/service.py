@@ -35,7 +35,7 @@ from ingestor.fetch.http import Fetcher, FetchResult, Validators
 from ingestor.fetch.outcome import Outcome, settle
 from ingestor.fetch.registry import FeedRegistry
 from ingestor.fetch.schedule import DueQueue, FeedTiming, Policy, first_delay, next_delay
-from ingestor.fetch.state import SavedAttempt, SavedState, encode
+from ingestor.fetch.state import SavedAttempt, SavedState, due_for_saving, encode, material
 from ingestor.fetch.store import ensure_state_topic, load_states
 from ingestor.fetch.websub import HubStats, PushVerdict, WebSubscriber
 from ingestor.fetch.websub_protocol import discover
@@ -107,6 +107,8 @@ class FeedState:
     partition: int | None = None  # of its definition in the feeds topic (sharded mode)
     paused: bool = False  # parked during a rebalance: not dispatched, due time kept aside
     parked_due: float | None = None
+    saved_material: tuple[object, ...] | None = None  # what the last state record written held
+    saved_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,12 +332,17 @@ class FetchStage:
             attempts=tuple(a.saved() for a in list(state.history)[-keep:]) if keep else (),
             websub=self._websub.snapshot(state.feed.id) if self._websub is not None else None,
         )
+        current = material(record)
+        if not due_for_saving(state.saved_material, current, state.saved_at, now, self._config.state_refresh):
+            return
+        state.saved_material, state.saved_at = current, now
         partition = shard.state_partition(state.partition, self._state_partitions, self._state_partitions)
         try:
             await self._producer.send(
                 topic, encode(record), key=state.feed.id.encode("utf-8"), partition=partition
             )
         except Exception as exc:  # losing a state record costs one unconditional fetch, no more
+            state.saved_material = None  # try again with the next fetch
             log.warning("fetch_state_not_saved", stage="fetch", feed=state.feed.id, error=str(exc))
 
     # --- feeds ----------------------------------------------------------------------

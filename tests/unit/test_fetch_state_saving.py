@@ -1,0 +1,52 @@
+"""A feed's state record is written on a material change, not on every fetch."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ingestor.fetch.state import SavedAttempt, SavedState, due_for_saving, material
+
+BASE = SavedState(
+    url="https://example.org/feed.xml",
+    etag='"v1"',
+    last_modified=None,
+    sha256="aa",
+    failures=0,
+    change_interval=300.0,
+    last_change_at=1000.0,
+    next_due=2000.0,
+    saved_at=1000.0,
+    instance="fetcher-a",
+)
+
+
+def test_a_fetch_that_only_moves_the_schedule_is_not_written_until_the_refresh() -> None:
+    saved = material(BASE)
+    later = replace(
+        BASE,
+        next_due=2300.0,
+        saved_at=1300.0,
+        attempts=(SavedAttempt(1300.0, "not_modified", 304, 12.0, 0, None, 2300.0),),
+    )
+    assert material(later) == saved
+    assert not due_for_saving(saved, material(later), saved_at=1000.0, now=1030.0, every=60.0)
+    assert due_for_saving(saved, material(later), saved_at=1000.0, now=1060.0, every=60.0)
+
+
+def test_what_a_restart_must_not_lose_is_written_at_once() -> None:
+    saved = material(BASE)
+    for change in (
+        {"etag": '"v2"'},
+        {"last_modified": "Mon, 04 Nov 2024 08:36:00 GMT"},
+        {"sha256": "bb"},
+        {"failures": 1},
+        {"change_interval": 120.0},
+        {"instance": "fetcher-b"},  # a handover: the new owner says so
+    ):
+        assert due_for_saving(
+            saved, material(replace(BASE, **change)), saved_at=1000.0, now=1001.0, every=60.0
+        )
+
+
+def test_the_first_save_of_an_instance_always_happens() -> None:
+    assert due_for_saving(None, material(BASE), saved_at=0.0, now=1.0, every=60.0)
