@@ -12,6 +12,11 @@ While the broker is away the loop stays up: the supervisor retries with capped e
 backoff (reset after a healthy spell), and an idle consumer probes the broker every few seconds
 so that `health()` reports not-ready during an outage even when there is nothing to consume.
 A send that fails or times out fails the batch's ``gather``: its input is never committed.
+
+A stage whose output must never be written twice (dedup) also has the group coordinator
+confirm, before each batch, that its generation is current (``ingestor/membership.py``); the
+loop never processes records of partitions revoked from it, even when aiokafka still hands
+them out.
 """
 
 from __future__ import annotations
