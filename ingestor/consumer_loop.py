@@ -37,7 +37,7 @@ from aiokafka.errors import CommitFailedError
 
 from ingestor import headers as hdr
 from ingestor import metrics
-from ingestor.kafka import KafkaConnection, pin_producer_topics
+from ingestor.kafka import KafkaConnection, abandon_producer, pin_producer_topics
 from ingestor.membership import confirm_membership
 from ingestor.models import format_utc
 
@@ -54,6 +54,9 @@ STALE_S = 15.0
 #: on stop: how long a poll may take to notice, and what closing the clients may take at most
 STOP_POLL_S = 0.5
 CLOSE_BUDGET_S = 2.5
+#: A single writer's batch must be acknowledged within this, well inside the group session
+#: (10 s): once the group can have moved the partitions on, a late delivery is a duplicate.
+SINGLE_WRITER_DELIVERY_S = 6.0
 #: after a withheld batch, wait this long before polling again (the rejoin is under way)
 WITHHELD_PAUSE_S = 0.2
 
@@ -80,6 +83,10 @@ class Refused(Exception):
 
 class RetryableStageError(Exception):
     """Not the record's fault: tear the consumer down and retry instead of dead-lettering."""
+
+
+class DeliveryTooLate(RetryableStageError):
+    """A single writer's batch was not acknowledged in time: tear down, deliver nothing late."""
 
 
 class RecordHandler(Protocol):
@@ -178,7 +185,7 @@ class ConsumeLoop:
         on_revoked: PartitionHook | None = None,
         output_topics: Sequence[str] = (),
         consumer_overrides: dict[str, Any] | None = None,
-        confirm_membership_per_batch: bool = False,
+        single_writer: bool = False,
     ) -> None:
         self.stage = stage
         self._connection = connection
@@ -191,9 +198,11 @@ class ConsumeLoop:
         self._on_assigned = on_assigned
         self._on_revoked = on_revoked
         self._consumer_overrides = consumer_overrides or {}
-        # A stage whose output must never be written twice asks the coordinator before every
-        # batch whether its partitions are still its own (see ingestor/membership.py).
-        self._confirm_membership = confirm_membership_per_batch
+        # A stage whose output must never be written twice (one writer per partition) asks the
+        # coordinator before every batch whether its partitions are still its own (see
+        # ingestor/membership.py), gives each batch a delivery deadline inside the session, and
+        # never lets its producer deliver anything after a teardown.
+        self._single_writer = single_writer
         # Revoked and not (yet) assigned again: records aiokafka still hands out for these
         # (fetched before the rebalance) are not ours to process.
         self._revoked_pending: set[TopicPartition] = set()
@@ -371,7 +380,11 @@ class ConsumeLoop:
         # On stop the clients get a short budget: a LeaveGroup the coordinator holds up must not
         # hold up the shutdown (the group notices the session ending instead).
         each_s = CLOSE_BUDGET_S / 2 if self._stopping.is_set() else 5.0
-        for closer in (consumer.stop, *([producer.stop] if producer is not None else [])):
+        # A single writer's producer is abandoned, not flushed: whatever it still holds belongs to
+        # a batch that was not committed, and its next owner decides those records again.
+        stop_producer = abandon_producer if self._single_writer else AIOKafkaProducer.stop
+        closers = [consumer.stop, *([lambda: stop_producer(producer)] if producer is not None else [])]
+        for closer in closers:
             try:
                 await asyncio.wait_for(closer(), each_s)
             except Exception as exc:
@@ -420,7 +433,7 @@ class ConsumeLoop:
         _rewind(consumer, {tp: batch[tp] for tp in batch.keys() - owned.keys()})
         if not owned:
             return True
-        if self._confirm_membership:
+        if self._single_writer:
             membership = await confirm_membership(consumer)
             if not membership.owns_partitions:
                 metrics.BATCHES_WITHHELD.labels(self.stage, membership.value).inc()
@@ -450,7 +463,16 @@ class ConsumeLoop:
             offsets[tp] = records[-1].offset + 1
             metrics.RECORDS.labels(self.stage).inc(len(records))
         if pending:
-            await asyncio.gather(*pending)  # every output acknowledged (acks=all) ...
+            acknowledged = asyncio.gather(*pending)  # every output acknowledged (acks=all) ...
+            if self._single_writer:
+                try:
+                    await asyncio.wait_for(acknowledged, SINGLE_WRITER_DELIVERY_S)
+                except TimeoutError:
+                    raise DeliveryTooLate(
+                        f"{len(pending)} outputs not acknowledged in {SINGLE_WRITER_DELIVERY_S:.0f} s"
+                    ) from None
+            else:
+                await acknowledged
             self.stats.produced += len(pending)
         if offsets:
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 from collections.abc import Iterable
@@ -13,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     ClusterAuthorizationFailedError,
+    KafkaTimeoutError,
     TopicAlreadyExistsError,
     UnknownError,
     UnsupportedVersionError,
@@ -171,3 +173,25 @@ async def ensure_topics(
         return [topic.name for topic in missing]
     finally:
         await admin.close()
+
+
+async def abandon_producer(producer: AIOKafkaProducer) -> None:
+    """Close a producer *without* sending what it still holds.
+
+    aiokafka keeps a batch whose partition leader is known but unreachable until the broker is
+    back, however long that takes, and then sends it. For a stage that must be its partitions'
+    only writer that is a duplicate in waiting: by then the group may have given the partitions
+    to another member, which restored its state without this batch. ``stop()`` would flush it,
+    so this fails the queued batches and stops the sender instead. aiokafka has no public call
+    for that; the attributes used here exist in 0.11 to 0.14 (pinned in pyproject.toml).
+    """
+    accumulator: Any = getattr(producer, "_message_accumulator", None)
+    sender: Any = getattr(producer, "_sender", None)
+    if accumulator is not None:
+        accumulator.fail_all(KafkaTimeoutError("abandoned: not delivered before the deadline"))
+    if sender is not None:
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await sender.close()
+    producer._closed = True
+    with contextlib.suppress(Exception):
+        await producer.client.close()

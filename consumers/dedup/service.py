@@ -69,7 +69,7 @@ class DedupStage:
             on_revoked=self._on_revoked,
             # Publishing next to a partition's new owner would publish twice: no batch without
             # the coordinator's word that the partition is still ours (ingestor/membership.py).
-            confirm_membership_per_batch=True,
+            single_writer=True,
         )
         self.published = 0
         self.last_published_at: float | None = None

@@ -117,7 +117,7 @@ async def test_a_withheld_batch_is_read_again_and_processed_once(
         group_id=f"g{uuid.uuid4().hex[:8]}-withheld",
         handler=handler,
         dlq_topic=settings.topics.dlq,
-        confirm_membership_per_batch=True,
+        single_writer=True,
     )
     withheld_before = _withheld("membership-test")
     messages: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]] = [
