@@ -81,8 +81,8 @@ class DedupStage:
     async def start(self) -> None:
         await self.loop.start()
 
-    async def stop(self, timeout: float = 8.0) -> None:
-        await self.loop.stop(timeout)
+    async def stop(self) -> None:
+        await self.loop.stop()
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         partitions = sorted(tp.partition for tp in assigned if tp.topic == self._settings.topics.items)

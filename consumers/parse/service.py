@@ -84,8 +84,8 @@ class ParseStage:
     async def start(self) -> None:
         await self.loop.start()
 
-    async def stop(self, timeout: float = 8.0) -> None:
-        await self.loop.stop(timeout)
+    async def stop(self) -> None:
+        await self.loop.stop()
 
     async def handle(self, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
         """The stage's handler, for tools that must parse exactly as the stage does (replay)."""

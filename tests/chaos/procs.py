@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ingestor.broker import free_port
 from tests.integration.daemon_process import Daemon
 
 S3_ENV = {
@@ -23,12 +24,6 @@ S3_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ALLOW_HTTP": "true",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout: float, process: subprocess.Popen[Any] | None = None) -> None:
@@ -48,7 +43,7 @@ class Moto:
     """moto's S3 server on loopback, with one bucket."""
 
     def __init__(self, workdir: Path, bucket: str) -> None:
-        self.port = free_port()
+        self.port = free_port("127.0.0.1")
         self.bucket = bucket
         self.endpoint = f"http://127.0.0.1:{self.port}"
         moto = Path(sys.executable).with_name("moto_server")
@@ -86,7 +81,7 @@ class Broker:
     """`ingestor broker --storage s3://bucket/` on a fixed port, so clients find it again after a restart."""
 
     def __init__(self, workdir: Path, config: Path, moto: Moto) -> None:
-        self.port = free_port()
+        self.port = free_port("127.0.0.1")
         self.address = f"127.0.0.1:{self.port}"
         self._workdir = workdir
         self._config = config

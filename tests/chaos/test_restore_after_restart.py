@@ -16,14 +16,13 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from consumers.dedup.restore import restore_partitions
 from ingestor.config import KafkaConfig
 from ingestor.kafka import KafkaConnection
 from tests.chaos.procs import Broker, Moto
 from tests.integration.daemon_process import write_config
-from tests.integration.kafka_helpers import read_topic
+from tests.integration.kafka_helpers import create_topic, read_topic
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
 
@@ -69,15 +68,7 @@ def test_restore_reads_past_a_lagging_end_after_a_restart(tmp_path: Path) -> Non
     try:
         broker.start()
 
-        async def create() -> None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=broker.address)
-            await admin.start()
-            try:
-                await admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])
-            finally:
-                await admin.close()
-
-        asyncio.run(create())
+        asyncio.run(create_topic(broker.address, TOPIC, PARTITIONS))
         lag = 0
         for _ in range(3):  # the lag needs requests in flight at the stop: usually the first try
             publisher = subprocess.Popen([sys.executable, "-c", PUBLISHER, broker.address, TOPIC])

@@ -4,34 +4,18 @@ is never delivered after it comes back (that would be a duplicate once the parti
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaTimeoutError
 
-from ingestor.broker import EmbeddedBroker
+from ingestor.broker import EmbeddedBroker, free_port
 from ingestor.config import EmbeddedBrokerConfig
 from ingestor.kafka import abandon_producer
+from tests.integration.kafka_helpers import create_topic
 
 TOPIC = "abandon.test"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _create(bootstrap: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(TOPIC, 1, 1)])
-    finally:
-        await admin.close()
 
 
 async def _messages(bootstrap: str) -> list[bytes | None]:
@@ -49,10 +33,10 @@ async def _messages(bootstrap: str) -> list[bytes | None]:
 
 
 async def test_a_batch_held_through_an_outage_is_not_delivered_afterwards(tmp_path: Path) -> None:
-    config = EmbeddedBrokerConfig(port=_free_port(), state_dir=tmp_path)
+    config = EmbeddedBrokerConfig(port=free_port("127.0.0.1"), state_dir=tmp_path)
     broker = EmbeddedBroker(config, log_path=tmp_path / "tansu.log")
     bootstrap = await broker.start()
-    await _create(bootstrap)
+    await create_topic(bootstrap, TOPIC)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=60_000)
     await producer.start()
     await producer.send_and_wait(TOPIC, b"before", partition=0)
@@ -66,7 +50,7 @@ async def test_a_batch_held_through_an_outage_is_not_delivered_afterwards(tmp_pa
     broker = EmbeddedBroker(config, log_path=tmp_path / "tansu-2.log")  # same port, empty storage
     try:
         await broker.start()
-        await _create(bootstrap)
+        await create_topic(bootstrap, TOPIC)
         await asyncio.sleep(3.0)  # aiokafka would have delivered the held batch by now
         assert await _messages(bootstrap) == []
     finally:

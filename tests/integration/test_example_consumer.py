@@ -13,12 +13,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from consumers.dedup.service import cloudevents_headers
 from ingestor.headers import build
 from ingestor.models import PublishedItem, content_hash, item_to_json
-from tests.integration.kafka_helpers import produce
+from tests.integration.kafka_helpers import create_topic, produce
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "consume_published.py"
 
@@ -58,12 +57,7 @@ def test_example_consumer_validates_and_commits_after_handling(broker_address: s
         seen.append((headers["ce_type"], headers["ce_id"], item["title"]))
 
     async def scenario() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=broker_address)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(topic, 1, 1)])
-        finally:
-            await admin.close()
+        await create_topic(broker_address, topic)
         await produce(broker_address, topic, [_published(1, "created", 1), _published(1, "updated", 2)])
         validate = example.load_validator()
         kwargs = {"topic": topic, "group_id": group, "handle": handle, "validate": validate}
