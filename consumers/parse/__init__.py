@@ -6,8 +6,8 @@ thin and every rule is tested without a broker.
 
 from __future__ import annotations
 
-from .dispatch import DEFAULT_MAX_BYTES, parse_document, sniff
-from .document import FeedFormat, ParseError, ParseFailureReason, RawDocument
+from .dispatch import DEFAULT_MAX_BYTES, parse_document, parse_report, sniff
+from .document import FeedFormat, ParseError, ParseFailureReason, ParseLimits, ParseReport, RawDocument
 from .htmltext import html_to_text
 
 __all__ = [
@@ -15,8 +15,11 @@ __all__ = [
     "FeedFormat",
     "ParseError",
     "ParseFailureReason",
+    "ParseLimits",
+    "ParseReport",
     "RawDocument",
     "html_to_text",
     "parse_document",
+    "parse_report",
     "sniff",
 ]

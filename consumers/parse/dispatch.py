@@ -19,12 +19,14 @@ from typing import Final, Literal
 from ingestor.models import NewsItem
 
 from .charset import decode, sniff_bom
-from .document import ParseError, RawDocument
+from .clean import clean_item
+from .document import DEFAULT_MAX_BYTES, ParseError, ParseLimits, ParseReport, RawDocument
 from .feed import parse_feed
 
 Shape = Literal["feed", "html", "text", "binary"]
 
-DEFAULT_MAX_BYTES: Final = 20 * 1024 * 1024
+__all__ = ["DEFAULT_MAX_BYTES", "parse_document", "parse_report", "sniff"]
+
 SNIFF_BYTES: Final = 4096
 
 _MAGIC: Final = (
@@ -191,8 +193,8 @@ def _dispatch(doc: RawDocument, max_bytes: int) -> list[NewsItem]:
     return _page_parser("text_capture", "parse_text_capture")(doc, text)
 
 
-def parse_document(doc: RawDocument, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[NewsItem]:
-    """Items in a fetched document.  Raises ParseError, and nothing else, when there are none."""
+def _guarded(doc: RawDocument, max_bytes: int) -> list[NewsItem]:
+    """The shape parser's items; only ParseError ever leaves."""
     try:
         return _dispatch(doc, max_bytes)
     except ParseError:
@@ -203,3 +205,52 @@ def parse_document(doc: RawDocument, *, max_bytes: int = DEFAULT_MAX_BYTES) -> l
         raise ParseError("too_large", "the document needs too much memory to parse") from None
     except Exception as exc:
         raise ParseError("malformed", f"parser crashed: {type(exc).__name__}: {exc}"[:500]) from exc
+
+
+#: Output allowed on top of ``max_output_ratio`` per input byte, so tiny documents with
+#: fixed-size furniture (a title, a canonical URL) are never refused for it.
+_OUTPUT_SLACK: Final = 64 * 1024
+
+
+def _finish(doc: RawDocument, items: list[NewsItem], limits: ParseLimits) -> ParseReport:
+    """Clean every field, keep one item per id, cap the count and the output size.
+
+    One document must never yield two items with the same id (the later one would be
+    silently lost downstream) nor more than ``max_items``; both are reported, not hidden.
+    """
+    dropped: dict[str, int] = {}
+    kept: list[NewsItem] = []
+    seen: set[str] = set()
+    output_chars = 0
+    budget = limits.max_output_ratio * len(doc.body) + _OUTPUT_SLACK
+    for raw_item in items:
+        item = clean_item(raw_item)
+        if item.id in seen:
+            dropped["duplicate_id"] = dropped.get("duplicate_id", 0) + 1
+            continue
+        if len(kept) >= limits.max_items:
+            dropped["over_item_cap"] = dropped.get("over_item_cap", 0) + 1
+            continue
+        seen.add(item.id)
+        output_chars += len(item.title) + len(item.body) + len(item.summary or "")
+        if output_chars > budget:
+            raise ParseError(
+                "unsafe",
+                f"items hold over {output_chars} characters from {len(doc.body)} input bytes "
+                f"(cap {limits.max_output_ratio:g} per byte): something expanded",
+            )
+        kept.append(item)
+    return ParseReport(kept, dropped)
+
+
+def parse_report(doc: RawDocument, limits: ParseLimits | None = None) -> ParseReport:
+    """Items in a fetched document, cleaned and bounded, with what was dropped on the way.
+
+    Raises ParseError, and nothing else, when there are none."""
+    limits = limits or ParseLimits()
+    return _finish(doc, _guarded(doc, limits.max_bytes), limits)
+
+
+def parse_document(doc: RawDocument, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[NewsItem]:
+    """Items in a fetched document (see :func:`parse_report`, which also says what was dropped)."""
+    return parse_report(doc, ParseLimits(max_bytes=max_bytes)).items

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Final, Literal
+
+from ingestor.models import NewsItem
 
 FeedFormat = Literal["auto", "feed", "text", "html"]
+
+DEFAULT_MAX_BYTES: Final = 20 * 1024 * 1024
+DEFAULT_MAX_ITEMS: Final = 5_000
 
 #: The reasons a document can be refused; each becomes the ``error-type`` header on news.dlq
 #: and a label of the parse-failure counter, so keep the set small and stable.
@@ -50,3 +55,32 @@ class ParseError(Exception):
         super().__init__(f"{reason}: {message}")
         self.reason: ParseFailureReason = reason
         self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ParseLimits:
+    """Bounds on what one document may cost or yield, whatever it contains.
+
+    Every byte comes from a server nobody here controls, so each bound is on the document,
+    not on what a well-meaning publisher would send: a page of 38,000 "posts" is an attack
+    or a broken CMS, and either way it must not flood ``news.items``.
+    """
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+    #: Items kept per document; the rest (the oldest, as documents list newest first) are
+    #: dropped, counted and logged.
+    max_items: int = DEFAULT_MAX_ITEMS
+    #: Item text may be at most this many characters per input byte (plus a small constant):
+    #: a parser that writes far more than it read is expanding something it should not.
+    max_output_ratio: float = 4.0
+
+
+@dataclass(slots=True)
+class ParseReport:
+    """A parse's items plus what was dropped on the way, so the I/O shell can count and log
+    it: the pure core never logs, and nothing it drops may go unseen."""
+
+    items: list[NewsItem]
+    #: Reason -> count: ``over_item_cap`` (items past ``max_items``), ``duplicate_id`` (two
+    #: items of one document with the same id; the first is kept).
+    dropped: dict[str, int] = field(default_factory=dict)
