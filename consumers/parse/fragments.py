@@ -6,9 +6,13 @@ JSON-LD, microdata and block shapes give a fragment the same id whichever of the
 * page (article) item: ``stable_id("page", canonical_url)``;
 * fragment with its own anchor/id: ``stable_id("live", canonical_url, anchor)``;
 * fragment without one: ``stable_id("live", canonical_url, first-published UTC, normalised
-  headline)``, and for a headline-less one the headline is replaced by its position among
-  the page's fragments with the same time, counted from the oldest (insertions arrive on
-  top, so that position does not move).
+  headline)``.  The headline is normalised with its digits removed, so that an edit of a
+  number ("14 injured" -> "17 injured") keeps the id.  Distinct posts can therefore share
+  (time, normalised headline): "Bulletin 8: ..." and "Bulletin 9: ..." in one minute, or
+  two headline-less posts.  The oldest of such a group keeps the plain id; each later
+  *distinct* post adds its position in the group, counted from the oldest (insertions
+  arrive on top, so positions do not move).  A verbatim repeat (same headline and text,
+  e.g. a pinned copy of a post) shares its original's position, and with it its id.
 """
 
 from __future__ import annotations
@@ -64,7 +68,33 @@ def _fragment_key(base: str, frag: Fragment, when: str, headline: str, ordinal: 
         return stable_id("live", base, frag.anchor)
     if frag.key:
         return stable_id("live", base, "key", frag.key)
-    return stable_id("live", base, when, headline or f"#{ordinal}")
+    if not headline:
+        return stable_id("live", base, when, f"#{ordinal}")
+    if ordinal == 0:
+        return stable_id("live", base, when, headline)
+    return stable_id("live", base, when, headline, f"#{ordinal}")
+
+
+def _ordinals(fragments: list[Fragment]) -> list[tuple[str, str, int]]:
+    """(UTC time text, normalised headline, ordinal) per fragment, in the page's order.
+
+    The ordinal is the fragment's position among the *distinct* posts that share its time
+    and normalised headline, counted from the oldest; a verbatim repeat takes the position
+    of the post it repeats."""
+    counts: dict[tuple[str, str], int] = {}
+    positions: dict[tuple[str, str, str, str], int] = {}
+    keyed: list[tuple[str, str, int]] = []
+    for frag in reversed(fragments):
+        when, headline = _utc_text(frag.published_at), normalize_headline(frag.title)
+        content = (when, headline, frag.title, frag.body)
+        ordinal = positions.get(content)
+        if ordinal is None:
+            ordinal = counts.get((when, headline), 0)
+            counts[(when, headline)] = ordinal + 1
+            positions[content] = ordinal
+        keyed.append((when, headline, ordinal))
+    keyed.reverse()
+    return keyed
 
 
 def build_items(
@@ -78,22 +108,14 @@ def build_items(
 ) -> list[NewsItem]:
     """Fragments (newest first, as the page lists them) as ``live_update`` items.
 
-    Repeated anchors (a pinned copy of a post shown again in the stream) keep the first
-    occurrence only.  The article item, when given, comes first and is every fragment's
-    parent; without one the parent is still the page id, so fragments of the same page
-    group together downstream.
+    Every fragment becomes an item, even one whose id repeats another's (a pinned copy
+    of an anchored post shown again in the stream): the parse's finishing pass keeps the
+    first of each id and counts the rest, so no drop is silent.  The article item, when
+    given, comes first and is every fragment's parent; without one the parent is still the
+    page id, so fragments of the same page group together downstream.
     """
     parent = parent_id or (article.id if article is not None else page_id(canonical))
-    seen_ids: set[str] = set()
-    # Headline-less ordinals count from the oldest so an insertion on top changes nothing.
-    ordinals: dict[tuple[str, str], int] = {}
-    keyed: list[tuple[Fragment, str, str, int]] = []
-    for frag in reversed(fragments):
-        key = (_utc_text(frag.published_at), normalize_headline(frag.title))
-        ordinal = ordinals.get(key, 0)
-        ordinals[key] = ordinal + 1
-        keyed.append((frag, *key, ordinal))
-    keyed.reverse()
+    keyed = [(frag, *key) for frag, key in zip(fragments, _ordinals(fragments), strict=True)]
     base = urldefrag(canonical)[0]
 
     # One page-level guess first, so a short fragment without telltale letters follows
@@ -105,9 +127,6 @@ def build_items(
     out: list[NewsItem] = [article] if article is not None else []
     for frag, when, headline, ordinal in keyed:
         item_id = _fragment_key(base, frag, when, headline, ordinal)
-        if item_id in seen_ids:
-            continue
-        seen_ids.add(item_id)
         url = frag.url or (f"{base}#{frag.anchor}" if frag.anchor else base)
         language = detect_language(f"{frag.title}\n{frag.body}", page_language)
         out.append(
