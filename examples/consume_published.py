@@ -8,7 +8,9 @@ Copy it as a starting point.  What matters in it:
   on ``ce_id``, which is ``<item id>:<version>``);
 * the CloudEvents headers (``ce_type`` says ``news.item.created`` or ``news.item.updated``)
   tell you what happened without parsing the value;
-* optional validation against the JSON Schema the repo ships, so a contract break is loud.
+* optional validation against the JSON Schema the repo ships, so a contract break is loud;
+* it never makes the broker create ``news.published``: it waits until the daemon has created
+  the topic, and only then subscribes (see ``wait_for_topic``).
 
 Run it next to ``ingestor demo`` (``--bootstrap-servers`` as the demo prints it)::
 
@@ -21,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
@@ -46,6 +49,23 @@ async def print_item(headers: dict[str, str], item: dict[str, Any]) -> None:
     print(f"{headers.get('ce_type', '?'):<18} {headers.get('ce_id', '?')}  {item.get('title', '')}")
 
 
+async def wait_for_topic(consumer: AIOKafkaConsumer, topic: str, *, poll_s: float = 5.0) -> None:
+    """Return once the cluster has ``topic``, asking only for the list of all topics.
+
+    Subscribing to a topic that does not exist yet makes a broker with
+    ``auto.create.topics.enable`` (Kafka's default) create it, with the broker's default
+    partition count rather than the one the pipeline needs; the ingestor daemon then refuses
+    to start.  Listing every topic creates none.  (aiokafka has no switch for this: once
+    subscribed, its requests name the topic, so keep auto-creation off on real clusters.)
+    """
+    told = False
+    while topic not in await consumer.topics():
+        if not told:
+            print(f"waiting for {topic}: the ingestor daemon creates it when it starts", file=sys.stderr)
+            told = True
+        await asyncio.sleep(poll_s)
+
+
 async def consume(
     bootstrap_servers: str,
     *,
@@ -54,6 +74,7 @@ async def consume(
     handle: Handler = print_item,
     validate: Callable[[dict[str, Any]], None] | None = None,
     max_messages: int | None = None,
+    topic_poll_s: float = 5.0,
     **client_options: Any,
 ) -> int:
     """Handle messages until cancelled (or ``max_messages``); returns how many were handled.
@@ -61,7 +82,6 @@ async def consume(
     ``client_options`` go to AIOKafkaConsumer as they are: TLS/SASL settings for a secured
     cluster (``security_protocol``, ``ssl_context``, ``sasl_mechanism``, ...), timeouts."""
     consumer = AIOKafkaConsumer(
-        topic,
         bootstrap_servers=bootstrap_servers,
         group_id=group_id,
         enable_auto_commit=False,  # commit only what was handled
@@ -71,6 +91,8 @@ async def consume(
     await consumer.start()
     handled = 0
     try:
+        await wait_for_topic(consumer, topic, poll_s=topic_poll_s)
+        consumer.subscribe([topic])
         async for record in consumer:
             headers = {k: v.decode("utf-8", "replace") for k, v in record.headers or ()}
             item = json.loads(record.value) if record.value is not None else {}

@@ -9,20 +9,24 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
 from ingestor.config import ConfigError, Settings, load_settings
 from ingestor.logging import configure_logging
+from ingestor.terminal import escape_json_text, json_for_terminal, safe_for_terminal
 
 if TYPE_CHECKING:
     from ingestor.kafka import KafkaConnection
 
 DEFAULT_CONFIG = Path("config.yaml")
 EXIT_CONFIG = 2
+EXIT_FAILED = 1
+T = TypeVar("T")
 _CONTENT_TYPES = {
     ".xml": "application/xml",
     ".rss": "application/rss+xml",
@@ -40,6 +44,17 @@ def _settings(path: str | None, *, required: bool) -> Settings:
     if path is None and not DEFAULT_CONFIG.exists() and not required:
         return load_settings(None)
     return load_settings(Path(path) if path else DEFAULT_CONFIG)
+
+
+def _config_failed(exc: ConfigError) -> int:
+    """Every problem as one ``ingestor: config: <key or file>: <what>`` line; exit status 2."""
+    for problem in exc.problems or [str(exc)]:
+        print(f"ingestor: config: {safe_for_terminal(problem)}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+class ToolFailed(Exception):
+    """A one-shot tool's failure, already worded: ``main`` prints it as one line and exits 1."""
 
 
 # ---- run ---------------------------------------------------------------------------------------
@@ -67,8 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args.config, required=args.config is not None)
     except ConfigError as exc:
-        print(f"ingestor: configuration error\n{exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _config_failed(exc)
     configure_logging(args.log_level or settings.logging.level, args.log_format or settings.logging.format)
     stages = args.stage or ["fetch", "parse", "dedup"]
     from ingestor.runtime import run_until
@@ -80,6 +94,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(main())
+    except ConfigError as exc:  # found only when used, e.g. an SSL file removed since start-up
+        return _config_failed(exc)
     except Exception as exc:
         structlog.get_logger("ingestor.cli").error("daemon_failed", error=f"{type(exc).__name__}: {exc}")
         return 1
@@ -90,10 +106,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
-    from consumers.parse import ParseError, RawDocument, parse_document
-    from ingestor.models import item_to_json
+    """Parse saved documents as the stage does: in a worker process, each within the deadline,
+    so a hostile file ends with an error line (``parse_timeout``) instead of a hang."""
+    from consumers.parse import ParseLimits, RawDocument
+    from consumers.parse.workers import Parsed, WorkerError, WorkerPool, WorkerTimeout, parse_job
+    from ingestor.config import ParseConfig
 
     configure_logging("ERROR", "json", stream=sys.stderr)
+    defaults = ParseConfig()
+    deadline = args.deadline if args.deadline is not None else defaults.deadline
     try:
         fetched_at = (
             datetime.fromisoformat(args.fetched_at.replace("Z", "+00:00"))
@@ -114,38 +135,62 @@ def cmd_parse(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     failed = 0
     out = sys.stdout.buffer
-    for name in args.paths:
-        path = Path(name)
-        try:
-            body = path.read_bytes()
-        except OSError as exc:
-            print(f"{name}: unreadable: {exc.strerror or exc}", file=sys.stderr)
-            failed += 1
-            continue
-        doc = RawDocument(
-            body=body,
-            url=args.url or path.resolve().as_uri(),
-            feed_id=args.feed_id,
-            fetched_at=fetched_at,
-            content_type=args.content_type or _CONTENT_TYPES.get(path.suffix.lower()),
-            timezone=args.timezone,
-            format=args.format,
-            language=args.language,
-        )
-        try:
-            items = parse_document(doc)
-        except ParseError as exc:
-            print(f"{name}: {exc.reason}: {exc.message}", file=sys.stderr)
-            failed += 1
-            continue
-        except Exception as exc:
-            print(f"{name}: crash: {type(exc).__name__}: {exc}", file=sys.stderr)
-            failed += 1
-            continue
-        for item in items:
-            out.write(item_to_json(item) + b"\n")
-        out.flush()
+    limits = ParseLimits()
+    pool = WorkerPool(1, memory_limit=defaults.worker_memory)
+    try:
+        for name in args.paths:
+            path = Path(name)
+            try:
+                body = path.read_bytes()
+            except OSError as exc:
+                print(safe_for_terminal(f"{name}: unreadable: {exc.strerror or exc}"), file=sys.stderr)
+                failed += 1
+                continue
+            doc = RawDocument(
+                body=body,
+                url=args.url or path.resolve().as_uri(),
+                feed_id=args.feed_id,
+                fetched_at=fetched_at,
+                content_type=args.content_type or _CONTENT_TYPES.get(path.suffix.lower()),
+                timezone=args.timezone,
+                format=args.format,
+                language=args.language,
+            )
+            try:
+                outcome = pool.run_sync(parse_job, doc, limits, timeout=deadline)
+            except WorkerError as exc:
+                reason = "parse_timeout" if isinstance(exc, WorkerTimeout) else "parse_crashed"
+                print(safe_for_terminal(f"{name}: {reason}: {exc}"), file=sys.stderr)
+                failed += 1
+                continue
+            except Exception as exc:
+                print(safe_for_terminal(f"{name}: crash: {type(exc).__name__}: {exc}"), file=sys.stderr)
+                failed += 1
+                continue
+            if not isinstance(outcome, Parsed):
+                # The message may quote the document: printed escaped (see ingestor.terminal).
+                print(safe_for_terminal(f"{name}: {outcome.reason}: {outcome.message}"), file=sys.stderr)
+                failed += 1
+                continue
+            for _item_id, value in outcome.items:
+                out.write(escape_json_text(value.decode("utf-8", "replace")).encode("utf-8") + b"\n")
+            out.flush()
+    finally:
+        pool.close_sync()
     return 1 if failed else 0
+
+
+def _duration(text: str) -> float:
+    """A positive duration option (``10``, ``500ms``, ``30s``), worded as argparse expects."""
+    from ingestor.config import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be more than zero")
+    return seconds
 
 
 # ---- tail --------------------------------------------------------------------------------------
@@ -171,12 +216,57 @@ def _tool_connection(args: argparse.Namespace, command: str) -> tuple[Settings, 
         settings = _settings(args.config, required=args.config is not None)
         bootstrap = args.bootstrap_servers or _bootstrap_for_tools(settings)
     except ConfigError as exc:
-        print(f"ingestor {command}: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _config_failed(exc)
     configure_logging("WARNING", "json", stream=sys.stderr)
     from ingestor.kafka import KafkaConnection
 
-    return settings, KafkaConnection(bootstrap, settings.kafka)
+    kafka = settings.kafka
+    if getattr(args, "connect_timeout", None) is not None:
+        kafka = kafka.model_copy(update={"connect_timeout": args.connect_timeout})
+    # A tool never makes the brokers create a topic by asking about it (see kafka.py).
+    return settings, KafkaConnection(bootstrap, kafka, auto_create_topics=False)
+
+
+def run_tool(
+    command: str,
+    connection: KafkaConnection,
+    work: Callable[[], Awaitable[T]],
+    *,
+    writes_to: Sequence[str] = (),
+    connect_timeout: float | None = None,
+) -> T:
+    """A tool's Kafka work, with its failures worded as one line (``ToolFailed``, exit 1).
+
+    First the brokers must answer within kafka.connect_timeout (``--connect-timeout``):
+    aiokafka alone would retry or hang without saying why. Then the topics the tool writes
+    to must exist: a producer asking about a missing one would otherwise wait out its
+    timeout, or on an older aiokafka make the broker create it with its default layout.
+    """
+    limit = connect_timeout if connect_timeout is not None else connection.config.connect_timeout
+    bootstrap = connection.bootstrap_servers
+    from aiokafka.errors import KafkaError
+
+    from ingestor.kafka import BrokerUnreachable
+
+    async def main() -> T:
+        await connection.wait_reachable(limit)
+        missing = await connection.missing_topics(writes_to) if writes_to else []
+        if missing:
+            raise ToolFailed(
+                f"ingestor {command}: no topic {', '.join(missing)} on {bootstrap}; `ingestor run` "
+                "creates the pipeline's topics (topics.create), or create them with kafka-topics"
+            )
+        return await work()
+
+    try:
+        return asyncio.run(main())
+    except BrokerUnreachable as exc:
+        raise ToolFailed(f"ingestor {command}: {exc}") from None
+    except (KafkaError, OSError, TimeoutError) as exc:
+        detail = " ".join(str(exc).split()) or "no answer in time"
+        raise ToolFailed(
+            safe_for_terminal(f"ingestor {command}: {bootstrap}: {type(exc).__name__}: {detail}")
+        ) from None
 
 
 def _render_value(value: bytes | None) -> Any:
@@ -229,7 +319,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
                         "headers": {k: v.decode("utf-8", "replace") for k, v in record.headers or ()},
                         "value": _render_value(record.value),
                     }
-                    sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+                    sys.stdout.write(json_for_terminal(line) + "\n")
                     printed += 1
                     if args.max is not None and printed >= args.max:
                         break
@@ -243,7 +333,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
         return 0
 
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(main())
+        return run_tool("tail", connection, main)
     return 0
 
 
@@ -251,7 +341,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def _print_json(data: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    sys.stdout.write(json_for_terminal(data) + "\n")
     sys.stdout.flush()
 
 
@@ -262,14 +352,16 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
     settings, connection = resolved
     from ingestor.dlq import list_entries
 
-    entries = asyncio.run(
-        list_entries(
+    entries = run_tool(
+        "dlq list",
+        connection,
+        lambda: list_entries(
             connection,
             settings.topics.dlq,
             max_entries=args.max,
             stage=args.stage,
             error_type=args.error_type,
-        )
+        ),
     )
     for entry in entries:
         _print_json(entry.to_json())
@@ -286,15 +378,17 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
     def show(entry: DlqEntry, replayed: bool) -> None:
         _print_json({**entry.to_json(), "replayed": replayed})
 
-    report = asyncio.run(
-        replay(
+    report = run_tool(
+        "dlq replay",
+        connection,
+        lambda: replay(
             connection,
             settings.topics,
             stage=args.stage,
             error_type=args.error_type,
             dry_run=args.dry_run,
             on_entry=show,
-        )
+        ),
     )
     print(json.dumps({"dry_run": args.dry_run, **report.to_json()}), file=sys.stderr)
     return 0
@@ -324,9 +418,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from ingestor.replay import replay_range
 
     try:
-        report = asyncio.run(replay_range(connection, settings, since=since, until=until))
+        report = run_tool(
+            "replay",
+            connection,
+            lambda: replay_range(connection, settings, since=since, until=until),
+            writes_to=[settings.topics.items],
+        )
+    except ToolFailed:
+        raise
     except Exception as exc:
-        print(f"ingestor replay: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(safe_for_terminal(f"ingestor replay: failed: {type(exc).__name__}: {exc}"), file=sys.stderr)
         return 1
     _print_json(report.to_json())
     return 0
@@ -345,16 +446,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     from ingestor.status import gather_status, render_table
 
     async def main() -> dict[str, Any]:
-        async with asyncio.timeout(args.timeout):
-            return await gather_status(settings, bootstrap)
+        try:
+            async with asyncio.timeout(args.timeout):
+                return await gather_status(settings, bootstrap)
+        except TimeoutError:
+            raise ToolFailed(
+                f"ingestor status: {bootstrap}: no complete answer within {args.timeout:g} s"
+            ) from None
 
+    limit = min(connection.config.connect_timeout, args.timeout)
     try:
-        status = asyncio.run(main())
+        status = run_tool("status", connection, main, connect_timeout=limit)
+    except ToolFailed:
+        raise
     except Exception as exc:
-        print(f"ingestor status: {bootstrap}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(
+            safe_for_terminal(f"ingestor status: {bootstrap}: {type(exc).__name__}: {exc}"), file=sys.stderr
+        )
         return 1
     if args.json or not sys.stdout.isatty():
-        print(json.dumps(status, ensure_ascii=False, indent=2))
+        print(json_for_terminal(status, indent=2))
     else:
         render_table(status)
     return 0
@@ -368,8 +479,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args.config, required=args.config is not None)
     except ConfigError as exc:
-        print(f"ingestor broker: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _config_failed(exc)
     configure_logging(settings.logging.level, args.log_format or settings.logging.format)
     from ingestor.broker import EmbeddedBroker
     from ingestor.kafka import KafkaConnection, ensure_topics
@@ -404,6 +514,16 @@ def cmd_schema(args: argparse.Namespace) -> int:
 # ---- entry point -------------------------------------------------------------------------------
 
 
+def add_connect_timeout(parser: argparse.ArgumentParser) -> None:
+    """``--connect-timeout``, shared by every tool that talks to Kafka."""
+    parser.add_argument(
+        "--connect-timeout",
+        type=_duration,
+        metavar="SECONDS",
+        help="give up (exit 1) if no broker answers within this (default: kafka.connect_timeout, 15s)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ingestor", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -429,6 +549,11 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--feed-id", default="local", help="the feed id items are attributed to")
     parse.add_argument("--format", default="auto", choices=["auto", "feed", "text", "html"])
     parse.add_argument("--language", help="language when the document does not say")
+    parse.add_argument(
+        "--deadline",
+        type=_duration,
+        help="give up on a document still parsing after this (default: parse.deadline, 10s)",
+    )
     parse.set_defaults(func=cmd_parse)
 
     tail = sub.add_parser("tail", help="print a topic's messages as JSON lines")
@@ -438,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--timeout", type=float, help="stop after SECONDS without a message")
     tail.add_argument("--config")
     tail.add_argument("--bootstrap-servers", help="override the config's brokers")
+    add_connect_timeout(tail)
     tail.set_defaults(func=cmd_tail)
 
     dlq = sub.add_parser("dlq", help="inspect and replay the dead-letter topic")
@@ -451,6 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
         tool.add_argument("--error-type", help="only this error type (e.g. crash, invalid_json)")
         tool.add_argument("--config")
         tool.add_argument("--bootstrap-servers", help="override the config's brokers")
+        add_connect_timeout(tool)
     dlq_list.set_defaults(func=cmd_dlq_list)
     dlq_replay.set_defaults(func=cmd_dlq_replay)
 
@@ -459,6 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--to", dest="until", metavar="RFC3339")
     replay.add_argument("--config")
     replay.add_argument("--bootstrap-servers", help="override the config's brokers")
+    add_connect_timeout(replay)
     replay.set_defaults(func=cmd_replay)
 
     broker = sub.add_parser("broker", help="run only the embedded broker (prints its address)")
@@ -471,6 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="consumer lag, failing feeds, last publish, DLQ size")
     status.add_argument("--config")
     status.add_argument("--bootstrap-servers", help="override the config's brokers")
+    add_connect_timeout(status)
     status.add_argument("--json", action="store_true", help="JSON even on a terminal")
     status.add_argument("--timeout", type=float, default=60.0, help="give up after SECONDS")
     status.set_defaults(func=cmd_status)
@@ -488,10 +617,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Every command's operator-facing failures end here as one line each, never a traceback:
+    config problems exit 2, a broker that cannot be reached (or fails a tool) exits 1."""
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        return _config_failed(exc)
+    except ToolFailed as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_FAILED
     return code
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m ingestor.cli`: run the imported module's main, not this __main__ copy, so the
+    # commands in other modules (ingestor.fetch.cli) raise the same ToolFailed it catches.
+    from ingestor.cli import main as imported_main
+
+    sys.exit(imported_main())

@@ -8,76 +8,208 @@ e.g. ``INGESTOR_KAFKA__BOOTSTRAP_SERVERS=broker:9092`` or
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
+import math
+import os
 import re
 import zoneinfo
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+from yarl import URL
+
+from ingestor.secrets import LoadedSecret, Secret, mask_url
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
-def parse_duration(value: Any) -> float:
-    """Seconds from ``1``, ``1.5``, ``"30s"``, ``"5m"``, ``"2h"``, ``"250ms"``."""
+def _shown(value: Any) -> str:
+    """A rejected value as the error repeats it: short, and ``nan``/``inf`` rather than a repr."""
+    text = str(value) if isinstance(value, float) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_duration(value: Any, *, positive: bool = False) -> float:
+    """Seconds from ``1``, ``1.5``, ``"30s"``, ``"5m"``, ``"2h"``, ``"250ms"``.
+
+    Finite and not negative (``positive``: above zero): YAML reads ``.nan`` and ``.inf`` as
+    floats, and a NaN timeout compares false with everything, so a timer built on it
+    silently never fires.
+    """
     if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a string like '30s', '5m'")
+        raise ValueError(f"must be a number of seconds or a string like '30s', '5m' (got {_shown(value)})")
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str) and (match := _DURATION.match(value)):
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     else:
         raise ValueError(f"{value!r} is not a duration; use seconds (30) or '30s', '5m', '2h'")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
+    if not math.isfinite(seconds) or seconds < 0 or (positive and seconds == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"must be a finite number of seconds {bound} (got {_shown(value)})")
     return seconds
 
 
+def parse_positive_duration(value: Any) -> float:
+    """A duration where zero makes no sense (a timeout, an interval, a lease)."""
+    return parse_duration(value, positive=True)
+
+
+#: Seconds, finite, >= 0 (0 means "at once" / "no wait").
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+#: Seconds, finite, > 0: timeouts, intervals, leases.
+PositiveDuration = Annotated[float, BeforeValidator(parse_positive_duration)]
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
 
 
 def parse_size(value: Any) -> int:
-    """Bytes from ``1048576`` or ``"15MiB"``."""
+    """Bytes from ``1048576`` or ``"15MiB"``; never negative (a negative cap refuses everything)."""
     if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"must be a size >= 0 bytes (got {value})")
         return value
     if isinstance(value, str) and (match := _SIZE.match(value)):
         return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
-    raise ValueError(f"{value!r} is not a size; use bytes (1048576) or '15MiB'")
+    raise ValueError(f"{_shown(value)} is not a size; use bytes (1048576) or '15MiB'")
 
 
 ByteSize = Annotated[int, BeforeValidator(parse_size)]
 
 
+def check_cidr(value: Any) -> str:
+    """A network as the fetch guard parses it (``ipaddress.ip_network(strict=False)``), so a
+    typo fails at start-up rather than when the fetcher first builds its guard."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be a CIDR like '10.0.0.0/8' (got {_shown(value)})")
+    try:
+        ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a CIDR like '10.0.0.0/8' or 'fd00::/8'") from None
+    return value.strip()
+
+
+Cidr = Annotated[str, BeforeValidator(check_cidr)]
+
+
+def _port(text: str, *, allow_zero: bool) -> int:
+    low = 0 if allow_zero else 1
+    if not text.isdigit() or not low <= int(text) <= 65535:
+        raise ValueError(f"port {text!r} is not a number in {low}..65535")
+    return int(text)
+
+
+def check_listen(value: Any) -> str:
+    """``host:port``, ``[::1]:port`` or ``:port`` (all interfaces); port 0 picks a free one."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be host:port (got {_shown(value)})")
+    _host, sep, port = value.strip().rpartition(":")
+    if not sep:
+        raise ValueError(f"{value!r} is not host:port")
+    _port(port, allow_zero=True)
+    return value
+
+
+#: A listen address, checked where it is configured (the bind itself happens much later).
+ListenAddress = Annotated[str, BeforeValidator(check_listen)]
+
+
+def check_bootstrap_servers(value: Any) -> str:
+    """``embedded`` or ``host:port[,host:port...]`` with every port in 1..65535."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be 'embedded' or host:port[,host:port] (got {_shown(value)})")
+    if value.strip().lower() == "embedded":
+        return value
+    for server in value.split(","):
+        host, sep, port = server.strip().rpartition(":")
+        if not server.strip() or (sep and not host.strip("[]")):
+            raise ValueError(f"{server.strip()!r} is not host:port")
+        if sep and not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise ValueError(f"{server.strip()!r}: port {port!r} is not a number in 1..65535")
+    return value
+
+
+BootstrapServers = Annotated[str, BeforeValidator(check_bootstrap_servers)]
+
+
+def check_readable_file(value: Path | str | None) -> Path | str | None:
+    """The file exists, is a regular file and can be opened: a missing CA file would otherwise
+    show up only as a connection error, retried for ever without naming the path."""
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    try:
+        if path.is_dir():
+            raise ValueError(f"{str(value)!r} is a directory, not a file")
+        with path.open("rb") as handle:
+            handle.read(1)
+    except FileNotFoundError:
+        raise ValueError(f"{str(value)!r}: no such file") from None
+    except OSError as exc:
+        raise ValueError(f"{str(value)!r} is not readable: {exc.strerror or exc}") from None
+    return value
+
+
+#: Keys naming a file the process reads: checked for readability when the config is loaded.
+_FILE_KEYS = ("_file", "cafile", "certfile", "keyfile")
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Unknown keys are errors, floats are finite, and every ``*_file`` key (the SSL files and
+    any added later) names a readable file: all found when the config is loaded, by every command."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _files_are_readable(cls, value: Any, info: ValidationInfo) -> Any:
+        if (info.field_name or "").endswith(_FILE_KEYS) and isinstance(value, str | Path):
+            check_readable_file(value)
+        return value
 
 
 class EmbeddedBrokerConfig(_Section):
     host: Literal["127.0.0.1", "::1", "localhost"] = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port")
     storage: str = Field(default="memory://tansu/", description="memory://tansu/ or s3://bucket/")
-    start_timeout: Duration = 20.0
+    start_timeout: PositiveDuration = 20.0
     state_dir: Path | None = Field(
         default=None, description="where the running daemon records its embedded broker address"
     )
 
 
 class KafkaConfig(_Section):
-    bootstrap_servers: str = "embedded"
+    bootstrap_servers: BootstrapServers = "embedded"
     client_id: str = "news-ingestor"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    sasl_password: LoadedSecret | None = Field(
+        default=None, description="literal, {env: NAME} or {file: PATH}"
+    )
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
-    request_timeout: Duration = 30.0
+    request_timeout: PositiveDuration = 30.0
+    connect_timeout: PositiveDuration = Field(
+        default=15.0,
+        description="how long a one-shot tool (tail, feeds, dlq, replay, status) tries to reach the "
+        "brokers before it says so and exits 1; --connect-timeout overrides it",
+    )
     idempotent_producer: Literal["auto"] | bool = Field(
         default="auto",
         description="idempotent producers (a retried send is not written twice); auto: if offered",
@@ -118,24 +250,71 @@ class FeedConfig(_Section):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
     url: str
     timezone: TimeZoneName = "UTC"
-    interval: Duration | None = Field(default=None, description="poll interval; fetch.default_interval")
-    min_interval: Duration | None = None
+    interval: PositiveDuration | None = Field(
+        default=None, description="poll interval; fetch.default_interval"
+    )
+    min_interval: PositiveDuration | None = None
     format: FeedFormat = "auto"
     language: str | None = None
     user_agent: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, Secret] = Field(
+        default_factory=dict,
+        description="sent to the feed's own origin only; a value may be {env: NAME} or {file: PATH}",
+    )
     enabled: bool = True
     username: str | None = Field(
         default=None, description="HTTP basic auth, sent to the feed's own origin only"
     )
-    password: str | None = None
+    password: Secret | None = Field(default=None, description="literal, {env: NAME} or {file: PATH}")
     proxy: str | None = Field(default=None, description="http(s) proxy URL for this feed; fetch.proxy")
+    proxy_username: str | None = None
+    proxy_password: Secret | None = Field(default=None, description="literal, {env: NAME} or {file: PATH}")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _userinfo_to_fields(cls, data: Any) -> Any:
+        """``https://user:pass@host/`` becomes url + username + password (same for the proxy).
+
+        A URL is logged, kept in the fetch state and in news.raw headers; a password field is
+        a secret: masked when shown, replaced by a reference on the feeds topic.
+        """
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for url_key, user_key, password_key in (
+            ("url", "username", "password"),
+            ("proxy", "proxy_username", "proxy_password"),
+        ):
+            raw = data.get(url_key)
+            if not isinstance(raw, str) or "@" not in raw:
+                continue
+            try:
+                parsed = URL(raw)
+            except (ValueError, TypeError):
+                continue
+            if parsed.raw_user is None and parsed.raw_password is None:
+                continue
+            if data.get(user_key) is not None or data.get(password_key) is not None:
+                raise ValueError(f"{url_key}: credentials both in the URL and in {user_key}/{password_key}")
+            data[url_key] = str(parsed.with_user(None))
+            if parsed.user:
+                data[user_key] = parsed.user
+            if parsed.password is not None:
+                data[password_key] = parsed.password
+        return data
 
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError(f"{value!r} is not an http(s) URL")
+            raise ValueError(f"{mask_url(value)!r} is not an http(s) URL")
+        return value
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"{mask_url(value)!r} is not an http(s) proxy URL")
         return value
 
 
@@ -145,38 +324,68 @@ class WebSubConfig(_Section):
     callback_url: str | None = Field(
         default=None, description="public base URL hubs call back; the feed id is appended as a path segment"
     )
-    listen: str = Field(default="127.0.0.1:9109", description="host:port the callback listener binds")
-    secret: str | None = Field(
-        default=None, description="HMAC secret (hub.secret); pushes with a bad X-Hub-Signature are refused"
+    listen: ListenAddress = Field(
+        default="127.0.0.1:9109", description="host:port the callback listener binds"
     )
-    lease: Duration = Field(default=86400.0, description="hub.lease_seconds asked for")
+    secret: LoadedSecret | None = Field(
+        default=None,
+        description="key each subscription's own hub.secret is derived from (only a nonce is"
+        " persisted, so a restart keeps its subscriptions), literal, {env: NAME} or {file: PATH};"
+        " unset: random secrets kept in memory only. Unsigned or badly signed pushes are dropped",
+    )
+    lease: PositiveDuration = Field(default=86400.0, description="hub.lease_seconds asked for")
+    max_lease: PositiveDuration = Field(
+        default=10 * 86400.0, description="a longer lease granted by a hub is clamped to this"
+    )
     renew_before: float = Field(default=0.1, gt=0, lt=1, description="renew this fraction before expiry")
-    poll_interval: Duration = Field(
+    poll_interval: PositiveDuration = Field(
         default=3600.0, description="fallback poll interval of feeds with an active subscription"
     )
-    verify_timeout: Duration = Field(default=30.0, description="wait this long for the hub's verification")
+    verify_timeout: PositiveDuration = Field(
+        default=30.0, description="wait this long for the hub's verification"
+    )
+    replay_window: int = Field(
+        default=32, ge=1, le=1024, description="a push of one of the feed's last N bodies is not produced"
+    )
+    unsubscribe_on_shutdown: bool = Field(
+        default=False, description="unsubscribe every feed on shutdown (off: a rolling restart keeps them)"
+    )
+    unsubscribe_timeout: Duration = Field(
+        default=5.0, description="how long shutdown waits for the hubs to confirm those unsubscribes"
+    )
 
 
 class FetchConfig(_Section):
     allow_private_networks: bool = False
     user_agent: str = "news-ingestor/0.1 (+https://github.com/news-ingestor)"
-    default_interval: Duration = 300.0
-    min_interval: Duration = Field(default=1.0, description="politeness floor for every feed")
-    max_interval: Duration = 6 * 3600.0
-    max_backoff: Duration = 6 * 3600.0
+    default_interval: PositiveDuration = 300.0
+    min_interval: PositiveDuration = Field(default=1.0, description="politeness floor for every feed")
+    max_interval: PositiveDuration = 6 * 3600.0
+    max_backoff: PositiveDuration = 6 * 3600.0
     jitter: float = Field(default=0.1, ge=0, le=0.5, description="± fraction of the interval")
-    connect_timeout: Duration = 10.0
-    read_timeout: Duration = 30.0
-    total_timeout: Duration = 60.0
-    max_body_bytes: ByteSize = 15 * 1024 * 1024
+    connect_timeout: PositiveDuration = 10.0
+    read_timeout: PositiveDuration = 30.0
+    total_timeout: PositiveDuration = 60.0
+    max_body_bytes: ByteSize = Field(default=15 * 1024 * 1024, gt=0)
     max_redirects: int = Field(default=5, ge=0, le=20)
     per_host_concurrency: int = Field(default=2, ge=1)
     global_concurrency: int = Field(default=100, ge=1)
     retries: int = Field(default=2, ge=0, le=10, description="in-fetch retries of transient errors")
     retry_backoff: Duration = Field(default=0.5, description="first in-fetch retry delay (doubles, jittered)")
     retry_backoff_max: Duration = 8.0
-    proxy: str | None = Field(default=None, description="http(s) proxy URL for every feed")
-    allowed_networks: list[str] = Field(
+    proxy: LoadedSecret | None = Field(
+        default=None,
+        description="http(s) proxy URL for every feed (may carry credentials: {env: NAME} or {file: PATH})",
+    )
+    secret_env: list[str] = Field(
+        default_factory=lambda: ["FEED_SECRET_*"],
+        description="environment variables (glob patterns) feed secret references may name",
+    )
+    secret_dirs: list[str] = Field(
+        default_factory=lambda: ["/run/secrets"],
+        description="directories feed {file: PATH} references may name",
+    )
+    allowed_networks: list[Cidr] = Field(
         default_factory=list, description="CIDRs the private-network guard lets through (e.g. a proxy)"
     )
     startup_spread: Duration = Field(default=10.0, description="first fetches spread over this window")
@@ -200,19 +409,57 @@ class FetchConfig(_Section):
         description="consumer group of the fetchers on topics.feeds; default ingestor-fetch "
         "(ingestor-fetch.<feeds topic> when topics.feeds is not news.feeds)",
     )
-    session_timeout: Duration = Field(default=10.0, description="a dead fetcher's feeds move after this")
-    heartbeat_interval: Duration = 3.0
+    session_timeout: PositiveDuration = Field(
+        default=10.0, description="a dead fetcher's feeds move after this"
+    )
+    heartbeat_interval: PositiveDuration = 3.0
     websub: WebSubConfig = WebSubConfig()
+
+    @model_validator(mode="after")
+    def _ranges_are_ordered(self) -> FetchConfig:
+        """Pairs that only make sense one way round: each alone is valid, the pair is not."""
+        for low, high, strict in (
+            ("min_interval", "max_interval", False),
+            ("retry_backoff", "retry_backoff_max", False),
+            ("heartbeat_interval", "session_timeout", True),
+        ):
+            a, b = getattr(self, low), getattr(self, high)
+            if a > b or (strict and a == b):
+                relation = "<" if strict else "<="
+                raise ValueError(f"{low} ({a:g}) must be {relation} {high} ({b:g})")
+        return self
 
 
 class ConsumerStageConfig(_Section):
     group_id: str
     max_batch: int = Field(default=200, ge=1)
-    max_message_bytes: ByteSize = 20 * 1024 * 1024
+    max_message_bytes: ByteSize = Field(default=20 * 1024 * 1024, gt=0)
 
 
 class ParseConfig(ConsumerStageConfig):
+    """The parse stage.  Documents are parsed in worker processes, never on the event loop: a
+    hostile page that stalls a parser (a regex, a library) costs one worker until its
+    ``deadline``, then the worker is killed and replaced and the message goes to the DLQ
+    (``parse_timeout``), while fetching, heartbeats and ``/livez`` carry on."""
+
     group_id: str = "ingestor-parse"
+    workers: int | None = Field(
+        default=None, ge=1, le=64, description="parse worker processes; null: the number of cores"
+    )
+    deadline: Duration = Field(
+        default=10.0, gt=0, description="a document still parsing after this is dead-lettered (parse_timeout)"
+    )
+    worker_memory: ByteSize | None = Field(
+        default=1024**3,
+        ge=256 * 1024**2,
+        description="address-space cap per worker (RLIMIT_AS): a document needing more is refused as "
+        "too_large instead of swapping the host; null: no cap",
+    )
+
+    @property
+    def worker_count(self) -> int:
+        """``workers``, or one per core (at least one)."""
+        return self.workers or os.cpu_count() or 1
 
 
 class DedupConfig(ConsumerStageConfig):
@@ -225,7 +472,7 @@ class LoggingConfig(_Section):
 
 
 class OpsConfig(_Section):
-    listen: str | None = Field(default=None, description="host:port of /metrics, /livez, /readyz")
+    listen: ListenAddress | None = Field(default=None, description="host:port of /metrics, /livez, /readyz")
 
 
 class Settings(BaseSettings):
@@ -268,16 +515,136 @@ class Settings(BaseSettings):
 
 
 class ConfigError(Exception):
-    """A config problem, worded for the operator: which key, and what is wrong with it."""
+    """A config problem, worded for the operator: which key (or file), and what is wrong with it.
+
+    ``problems`` holds one self-contained line per problem, so a command can print each one
+    as ``ingestor: config: <line>`` and exit 2, never a traceback.
+    """
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
 
 
-def _format_validation_error(path: Path | None, error: ValidationError) -> str:
-    where = str(path) if path else "configuration"
-    lines = [f"{where}: {error.error_count()} problem(s)"]
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"  {key}: {item['msg']}")
-    return "\n".join(lines)
+#: pydantic's error types, reworded as "must ..." like the custom validators' messages.
+_REWORDED = {
+    "missing": "required, but not set",
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "finite_number": "must be a finite number",
+}
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model holding the key at ``loc`` (for "did you mean ..." on an unknown key)."""
+    model: type[BaseModel] | None = Settings
+    for part in loc:
+        if model is None:
+            return None
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        model = _model_in(field.annotation) if field is not None else None
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if (found := _model_in(arg)) is not None:
+            return found
+    return None
+
+
+def _env_source(loc: tuple[int | str, ...]) -> str | None:
+    """The ``INGESTOR_...`` variable a bad value came from, if the environment set it."""
+    names = {name.upper() for name in os.environ}
+    parts = [str(part) for part in loc]
+    for end in range(len(parts), 0, -1):
+        name = "INGESTOR_" + "__".join(parts[:end]).upper()
+        if name in names:
+            return name
+    return None
+
+
+def _problem(item: Any) -> str:
+    loc: tuple[int | str, ...] = tuple(item["loc"])
+    key = ".".join(str(part) for part in loc) or "(top level)"
+    kind = item["type"]
+    if kind == "value_error":
+        message = str(item["msg"]).removeprefix("Value error, ")
+    elif kind == "extra_forbidden":
+        message = "unknown key"
+        model = _model_at(loc[:-1])
+        if model is not None and isinstance(loc[-1], str):
+            close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1)
+            message += f" (did you mean {close[0]!r}?)" if close else ""
+    else:
+        message = _REWORDED.get(kind, str(item["msg"])).format(**item.get("ctx", {}))
+    value = item.get("input")
+    if kind not in ("value_error", "extra_forbidden", "missing") and not isinstance(value, dict | list):
+        message += f" (got {_shown(value)})"
+    source = _env_source(loc)
+    return f"{key}: {message}" + (f" (from {source})" if source else "")
+
+
+def _format_validation_error(path: Path | None, error: ValidationError) -> list[str]:
+    """One line per problem, each naming its dotted key (``fetch.timeout: must be ...``)."""
+    return [_problem(item) for item in error.errors()]
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load, except that a key given twice in one mapping is an error: YAML keeps the last
+    one silently, so a second ``fetch:`` section would quietly drop everything in the first."""
+
+
+def _unique_keys(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            first = seen.setdefault(key, key_node.start_mark.line)
+        except TypeError:  # an unhashable key: the constructor reports it
+            continue
+        if first != key_node.start_mark.line:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice (first on line {first + 1})", key_node.start_mark
+            )
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_keys)
+
+
+def _read_yaml(path: Path) -> Any:
+    """The file's YAML, or a ConfigError naming the file and saying what is wrong, in one line."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = " ".join(str(exc.problem or exc.context or "syntax error").split())
+        raise ConfigError(f"{path}: not valid YAML{where}: {what}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -295,12 +662,7 @@ def load_settings(path: Path | str | None = None, *, overrides: dict[str, Any] |
     data: dict[str, Any] = {}
     file_path = Path(path) if path is not None else None
     if file_path is not None:
-        try:
-            loaded = yaml.safe_load(file_path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{file_path}: no such file") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{file_path}: not valid YAML: {exc}") from exc
+        loaded = _read_yaml(file_path)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -311,4 +673,9 @@ def load_settings(path: Path | str | None = None, *, overrides: dict[str, Any] |
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(file_path, exc)) from None
+        raise ConfigError(*_format_validation_error(file_path, exc)) from None
+    except SettingsError as exc:  # an INGESTOR_* variable whose JSON does not parse
+        field = re.search(r'field "([^"]+)"', str(exc))
+        name = f"INGESTOR_{field.group(1).upper()}" if field else "an INGESTOR_* variable"
+        key = field.group(1) if field else "(environment)"
+        raise ConfigError(f"{key}: {name} is not valid JSON (lists and sections take JSON)") from None

@@ -13,22 +13,85 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from ingestor.config import FeedConfig, Settings
 from ingestor.fetch.store import read_latest
 from ingestor.kafka import KafkaConnection
+from ingestor.secrets import CONFIG_PLACEHOLDER, SecretRef, origin_of, sensitive_header, shown, stored
 
 
 class FeedRefused(ValueError):
     """A registry record that is not a usable feed definition (logged, never fatal)."""
 
 
-def encode_feed(feed: FeedConfig) -> bytes:
-    """Only what differs from the defaults, so a default changed later applies to old records."""
+def _definition(feed: FeedConfig, *, for_topic: bool) -> dict[str, Any]:
     data: dict[str, Any] = feed.model_dump(mode="json", exclude_defaults=True)
     data["id"], data["url"] = feed.id, feed.url
+    form = stored if for_topic else shown
+    for key in ("password", "proxy_password"):
+        value = getattr(feed, key)
+        if value is not None:
+            data[key] = form(value)
+    if feed.headers:
+        headers: dict[str, Any] = {}
+        for name, value in feed.headers.items():
+            if isinstance(value, SecretRef):
+                headers[name] = value.public()
+            elif sensitive_header(name):
+                headers[name] = form(value)
+            else:
+                headers[name] = value.get_secret_value()
+        data["headers"] = headers
+    return data
+
+
+def encode_feed(feed: FeedConfig) -> bytes:
+    """Only what differs from the defaults, so a default changed later applies to old records.
+
+    Secrets are written as references only: a literal (from config.yaml) becomes
+    ``{config: true}``, resolved by the owning fetcher from its own config file.
+    """
+    data = _definition(feed, for_topic=True)
     return json.dumps(data, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def shown_feed(feed: FeedConfig) -> dict[str, Any]:
+    """The definition for people (``feeds list``, ``feeds status``, logs): literals as ``***``."""
+    return _definition(feed, for_topic=False)
+
+
+def literal_secrets(feed: FeedConfig) -> list[str]:
+    """The fields of ``feed`` that hold a literal secret (which the topic must not receive)."""
+    found = [key for key in ("password", "proxy_password") if isinstance(getattr(feed, key), SecretStr)]
+    found += [
+        f"headers.{name}"
+        for name, value in feed.headers.items()
+        if isinstance(value, SecretStr) and sensitive_header(name)
+    ]
+    return found
+
+
+def bind_config_secrets(feed: FeedConfig, configured: FeedConfig | None) -> FeedConfig:
+    """Replace ``{config: true}`` placeholders with this instance's config values.
+
+    Only for the same feed id at the same origin (and, for the proxy password, the same proxy):
+    a topic writer who points a config feed's id at another host gets no credential.
+    """
+    if configured is None or origin_of(feed.url) != origin_of(configured.url):
+        return feed
+    changes: dict[str, Any] = {}
+    if feed.password == CONFIG_PLACEHOLDER:
+        changes["password"] = configured.password
+    if feed.proxy_password == CONFIG_PLACEHOLDER and feed.proxy == configured.proxy:
+        changes["proxy_password"] = configured.proxy_password
+    if any(value == CONFIG_PLACEHOLDER for value in feed.headers.values()):
+        mine = {name.lower(): value for name, value in configured.headers.items()}
+        changes["headers"] = {
+            name: mine.get(name.lower(), value) if value == CONFIG_PLACEHOLDER else value
+            for name, value in feed.headers.items()
+        }
+    return feed.model_copy(update=changes) if changes else feed
 
 
 def decode_feed(key: str, value: bytes) -> FeedConfig:
@@ -54,7 +117,10 @@ def seed_plan(configured: Iterable[FeedConfig], registered: dict[str, bytes]) ->
     for feed in configured:
         current = registered.get(feed.id)
         try:
-            same = current is not None and decode_feed(feed.id, current) == feed
+            # compared as stored: a config literal is a placeholder on the topic, by design
+            same = current is not None and decode_feed(feed.id, current) == decode_feed(
+                feed.id, encode_feed(feed)
+            )
         except FeedRefused:
             same = False
         if not same:

@@ -12,11 +12,23 @@ import time
 from typing import Any, Literal
 
 import structlog
+import structlog.tracebacks
 
 LogFormat = Literal["auto", "json", "console"]
 
+#: Tracebacks as JSON, without the frames' local variables: a local may hold a resolved
+#: credential (a feed's Authorization header, a password read from a secret file).
+_DICT_TRACEBACKS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
 #: Libraries that are chatty at INFO about things the pipeline already reports itself.
 _QUIET_LIBRARIES = {"aiokafka": logging.WARNING, "aiohttp.access": logging.WARNING}
+
+
+def _plain_tracebacks(sio: Any, exc_info: Any) -> None:
+    """The console's tracebacks, without local variables (see ``_DICT_TRACEBACKS``)."""
+    structlog.dev.plain_traceback(sio, exc_info)
 
 
 def _shared_processors() -> list[Any]:
@@ -83,11 +95,11 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = "auto", *, stream: A
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if use_json
-        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+        else structlog.dev.ConsoleRenderer(colors=out.isatty(), exception_formatter=_plain_tracebacks)
     )
     final: list[Any] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
     if use_json:
-        final.append(structlog.processors.dict_tracebacks)
+        final.append(_DICT_TRACEBACKS)
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_shared_processors(),
         processors=[*final, renderer],
@@ -108,7 +120,7 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = "auto", *, stream: A
             structlog.stdlib.filter_by_level,
             *_shared_processors(),
             structlog.processors.StackInfoRenderer(),
-            structlog.processors.format_exc_info if not use_json else structlog.processors.dict_tracebacks,
+            structlog.processors.format_exc_info if not use_json else _DICT_TRACEBACKS,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),

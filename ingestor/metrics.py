@@ -96,6 +96,25 @@ PARSE_DURATION = Histogram(
     buckets=_PARSE_BUCKETS,
     registry=REGISTRY,
 )
+# No feed label on these: a timeout or a drop is looked up in the log line, which names the feed.
+PARSE_TIMEOUTS = Counter(
+    "ingestor_parse_timeouts_total",
+    "Documents whose parse ran past parse.deadline; the worker was killed and the message dead-lettered.",
+    registry=REGISTRY,
+)
+PARSE_WORKER_RESTARTS = Counter(
+    "ingestor_parse_worker_restarts_total",
+    "Parse worker processes killed or lost mid-document and replaced, by reason "
+    "(timeout, crash, killed, cancelled).",
+    ["reason"],
+    registry=REGISTRY,
+)
+ITEMS_DROPPED = Counter(
+    "ingestor_parse_items_dropped_total",
+    "Items a parsed document held but the parser dropped, by reason (over_item_cap, duplicate_id).",
+    ["reason"],
+    registry=REGISTRY,
+)
 
 # ---- dedup / publish ------------------------------------------------------------------------
 ITEMS_PUBLISHED = Counter(

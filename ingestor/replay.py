@@ -125,6 +125,7 @@ async def replay_range(
                 pending.clear()
         await asyncio.gather(*pending)  # a failed send raises here: the exit status says so
     finally:
+        await stage.stop()  # kills its parse workers (started on the first record)
         if producer is not None:
             await producer.stop()
         await consumer.stop()

@@ -72,10 +72,32 @@ async def check_copartitioned(connection: KafkaConnection, settings: Settings) -
     if not items or not published:  # metadata not there (yet), e.g. the broker is going away: retry
         raise KafkaError(f"no partition metadata for {settings.topics.items} / {settings.topics.published}")
     if len(items) != len(published):
+        counts = {settings.topics.items: len(items), settings.topics.published: len(published)}
         raise TopicLayoutError(
-            f"{settings.topics.items} has {len(items)} partitions but {settings.topics.published} has "
-            f"{len(published)}: they must be co-partitioned (same count) for dedup to be exact"
+            layout_advice(counts, settings.topics.partitions, connection.bootstrap_servers)
         )
+
+
+def layout_advice(counts: dict[str, int], expected: int, bootstrap: str) -> str:
+    """The refusal when items and published differ, with the likely cause and the way out.
+
+    The usual cause is not a typo but auto-creation: a subscriber (or any client) that asked
+    for news.published before the daemon created it made the broker create it with its own
+    ``num.partitions``.  The operator needs the command, not just the two numbers.
+    """
+    items, published = counts
+    odd = next((topic for topic, n in counts.items() if n != expected), published)
+    other = items if odd == published else published
+    n = counts[odd]
+    return (
+        f"{odd} has {n} partitions and {other} {counts[other]}, expected {expected} (topics.partitions) "
+        f"for both: dedup needs them co-partitioned. {odd} was probably auto-created with the "
+        "broker's default partition count by a client that asked for it before the daemon created it "
+        f"(e.g. a subscriber started first). If it holds nothing to keep, delete it "
+        f"(kafka-topics.sh --bootstrap-server {bootstrap} --delete --topic {odd}) and start again: the "
+        f"daemon re-creates it with {expected}; or set topics.partitions to {n} and re-create {other} "
+        f"with {n} the same way. Disable auto.create.topics.enable on production clusters."
+    )
 
 
 def _until_the_broker_answers(step: str) -> AsyncRetrying:

@@ -218,6 +218,17 @@ async def _feeds(connection: KafkaConnection, settings: Settings) -> dict[str, A
     }
 
 
+def _shown(value: Any) -> str:
+    """A value for a rich cell: feed ids and URLs come from feed definitions and OPML files,
+    so control characters are escaped (:mod:`ingestor.terminal`) and so is rich markup (a
+    ``[link=…]`` in a URL must print as text, not become a hyperlink)."""
+    from rich.markup import escape
+
+    from ingestor.terminal import safe_for_terminal
+
+    return escape(safe_for_terminal(str(value)))
+
+
 def render_table(status: dict[str, Any]) -> None:
     """The same document as rich tables, for a terminal."""
     from rich.console import Console
@@ -247,13 +258,17 @@ def render_table(status: dict[str, Any]) -> None:
         table.add_column(column)
     for f in feeds["failing"]:
         table.add_row(
-            f["feed"], str(f["failures"]), f["last_attempt_at"] or "-", f["next_due"] or "-", f["url"]
+            _shown(f["feed"]),
+            str(f["failures"]),
+            f["last_attempt_at"] or "-",
+            f["next_due"] or "-",
+            _shown(f["url"]),
         )
     console.print(
         table if feeds["failing"] else f"Failing feeds: none ({feeds['source'] or 'no state topic'})"
     )
     if feeds.get("never_fetched"):
-        console.print(f"Never fetched: {', '.join(feeds['never_fetched'])}")
+        console.print(f"Never fetched: {', '.join(map(_shown, feeds['never_fetched']))}")
     console.print(f"[dim]{feeds['note']}[/]")
 
     published, dlq = status["published"], status["dlq"]

@@ -11,18 +11,20 @@ region after the post list has been cut out.  Both end in the same paragraph fil
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, tzinfo
-from types import ModuleType
 from typing import Final
 
+import trafilatura
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from consumers.parse.dates import parse_machine_datetime
 from consumers.parse.furniture import has_byline_prefix, parse_byline, split_names
 from consumers.parse.htmltext import html_to_text
 from consumers.parse.live_blocks import clean_paragraphs, is_updated_marker, read_time
 from consumers.parse.page_meta import PageMeta
 
-__all__ = ["ArticleText", "extract_article", "intro_paragraphs", "main_region"]
+__all__ = ["ArticleText", "declared_published", "extract_article", "intro_paragraphs", "main_region"]
 
 _REGION_SEL: Final = ('[itemprop~="articleBody"]', "article", "main", '[role="main"]')
 _FURNITURE_SEL: Final = (
@@ -34,14 +36,9 @@ _FURNITURE_SEL: Final = (
 _MIN_INTRO: Final = 40
 _MAX_TRAFILATURA_TAGS: Final = 60_000
 
-_trafilatura: ModuleType | None
-try:  # trafilatura is a declared dependency; the fallback keeps parsing alive without it.
-    import trafilatura as _trafilatura_module
-
-    _trafilatura = _trafilatura_module
-    logging.getLogger("trafilatura").setLevel(logging.ERROR)
-except ImportError:  # pragma: no cover
-    _trafilatura = None
+# trafilatura's per-page warnings ("discarding data", "not enough text") are its own
+# heuristics talking, not faults of ours: only its errors reach our logs.
+logging.getLogger("trafilatura").setLevel(logging.ERROR)
 
 
 class ArticleText:
@@ -64,6 +61,68 @@ def main_region(tree: LexborHTMLParser) -> LexborNode | None:
     return tree.body
 
 
+#: Where pages declare their publication time besides JSON-LD and ``article:published_time``:
+#: microdata (``itemprop`` may list several properties) and the common ``<meta>`` names.
+_PUBLISHED_SEL: Final = (
+    '[itemprop~="datePublished"]',
+    'meta[property="og:published_time"]',
+    'meta[name="publishdate"]',
+    'meta[name="publish-date"]',
+    'meta[name="date"]',
+    'meta[name="dc.date.issued"]',
+    'meta[name="DC.date.issued"]',
+    'meta[name="parsely-pub-date"]',
+    'meta[name="sailthru.date"]',
+    'meta[property="article:published"]',
+)
+#: Bylines inside these are a commenter's or a form's ("Name (required)"), not the article's.
+_NOT_BYLINE_ANCESTOR: Final = re.compile(
+    r"(?<![a-z])(?:comments?|respond|reply|replies|related|footer)(?![a-z])", re.IGNORECASE
+)
+_MAX_ANCESTORS: Final = 12
+
+
+def declared_published(tree: LexborHTMLParser, zone: tzinfo) -> datetime | None:
+    """The publication time declared in microdata or a ``<meta>`` name, for pages whose
+    JSON-LD/OpenGraph date is missing or a placeholder."""
+    for selector in _PUBLISHED_SEL:
+        for node in tree.css(selector)[:3]:
+            if _in_nested_item(node):
+                continue
+            value = node.attributes.get("content") or node.attributes.get("datetime")
+            when = parse_machine_datetime(value, zone) if value else None
+            if when is not None:
+                return when
+    return None
+
+
+def _in_nested_item(node: LexborNode) -> bool:
+    """Whether ``node`` belongs to an item inside the page's item (a comment, a review, a
+    live post: an ``itemscope`` that is itself an ``itemprop``), whose dates are not the page's."""
+    parent = node.parent
+    for _ in range(_MAX_ANCESTORS * 2):
+        if parent is None:
+            return False
+        if "itemscope" in parent.attributes:
+            return "itemprop" in parent.attributes
+        parent = parent.parent
+    return False
+
+
+def _in_comments(node: LexborNode) -> bool:
+    parent = node.parent
+    for _ in range(_MAX_ANCESTORS):
+        if parent is None:
+            return False
+        if parent.tag in ("form", "footer", "aside"):
+            return True
+        marks = f"{parent.attributes.get('class') or ''} {parent.attributes.get('id') or ''}"
+        if _NOT_BYLINE_ANCESTOR.search(marks):
+            return True
+        parent = parent.parent
+    return False
+
+
 def _markup_facts(region: LexborNode, zone: tzinfo, out: ArticleText) -> None:
     """Dates and bylines from visible markup, for pages without structured data."""
     for tnode in region.css("time"):
@@ -75,8 +134,10 @@ def _markup_facts(region: LexborNode, zone: tzinfo, out: ArticleText) -> None:
         else:
             out.published_at = out.published_at or when
     for anode in region.css('[rel~=author], [itemprop~=author], [class*=byline], [class*="author"]'):
-        text = " ".join(anode.text(deep=True).split())
-        if not text or len(text) > 200:
+        # an author item's own name when it has one (a byline block also holds dates, links)
+        named = anode.css_first('[itemprop~="name"]')
+        text = " ".join((named if named is not None else anode).text(deep=True).split())
+        if not text or len(text) > 200 or anode.tag in ("input", "label", "textarea") or _in_comments(anode):
             continue
         # "Автори: А, Б" already has its prefix; a bare "А, Б" is read as if "by" preceded it.
         byline = parse_byline(text if has_byline_prefix(text) else f"by {text}", zone)
@@ -107,22 +168,28 @@ def extract_article(html: str, tree: LexborHTMLParser, meta: PageMeta, zone: tzi
     facts_region = tree.css_first("article") or tree.css_first("main") or tree.body
     if facts_region is not None:
         _markup_facts(facts_region, zone, out)
+    if not out.authors and tree.body is not None and facts_region is not tree.body:
+        # the byline often sits in the page header above <article>; dates there stay unread
+        # (a header's clock is rarely the article's)
+        outer = ArticleText()
+        _markup_facts(tree.body, zone, outer)
+        out.authors = outer.authors
     body_lines: list[str] = []
     # trafilatura walks every element in Python (a million tiny elements: ~35 s); a page with
     # that many tags is not an ordinary article, and the main-region reader copes with it.
-    if _trafilatura is not None and html.count("<") <= _MAX_TRAFILATURA_TAGS:
-        try:
-            text = _trafilatura.extract(
-                html,
-                url=meta.canonical,
-                include_comments=False,
-                include_tables=False,
-                include_images=False,
-                favor_precision=True,
-                deduplicate=False,
-            )
-        except Exception:  # a third-party extractor must not take the stage down
-            text = None
+    # No catch-all around it: an extractor crash on one page propagates to parse_document,
+    # which refuses that document as ParseError("malformed") naming the exception, so the
+    # fault is counted and dead-lettered instead of becoming a quieter, worse body.
+    if html.count("<") <= _MAX_TRAFILATURA_TAGS:
+        text = trafilatura.extract(
+            html,
+            url=meta.canonical,
+            include_comments=False,
+            include_tables=False,
+            include_images=False,
+            favor_precision=True,
+            deduplicate=False,
+        )
         if text:
             body_lines = clean_paragraphs(text.replace("\n", "\n\n"), meta.title)
     if not body_lines:

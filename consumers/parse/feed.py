@@ -27,6 +27,7 @@ from dateutil import parser as dateparser
 from ingestor.models import Enclosure, NewsItem, content_hash, stable_id
 
 from .charset import as_utf8_xml, decode
+from .clean import clean_url
 from .document import ParseError, RawDocument
 from .htmltext import html_to_text, normalize_text
 from .live_split import split_live_entry
@@ -212,7 +213,10 @@ def enclosures_of(links: Iterable[Mapping[str, Any]], base: str) -> list[dict[st
             length = None
         if length is not None and length < 0:
             length = None
-        found.append({"url": urljoin(base, str(href)), "type": link.get("type") or None, "length": length})
+        url = clean_url(str(href), base)
+        if url is None:  # a javascript:/data: "enclosure" is no media file a subscriber can fetch
+            continue
+        found.append({"url": url, "type": link.get("type") or None, "length": length})
     return found
 
 
@@ -355,7 +359,10 @@ def _xml_entry(doc: RawDocument, entry: Any, feed_lang: str | None, zone: tzinfo
             guid if isinstance(guid, str) else None, link, title, published_raw or updated_raw or ""
         ),
         "fields": {
-            "url": link,
+            # The raw link still keys the entry (ids stay as they were); only http(s) is
+            # published: a ``javascript:`` link leaves the item without a URL rather than
+            # lending it the feed's, which is not where the entry lives.
+            "url": clean_url(link),
             "title": title,
             "body": body,
             "summary": summary,
@@ -376,10 +383,12 @@ def _looks_like_html(text: str) -> bool:
 
 
 def _parse_xml(doc: RawDocument, body: bytes) -> list[NewsItem]:
-    check_xml_safety(body)
     text, _charset = decode(body, doc.content_type)
+    data = as_utf8_xml(text)
+    # Screen the very bytes feedparser reads, so no encoding trick shows it another document.
+    check_xml_safety(data)
     parsed = feedparser.parse(
-        io.BytesIO(as_utf8_xml(text)),
+        io.BytesIO(data),
         # No content-location: feedparser would urljoin every URL it meets; we resolve only links.
         response_headers={"content-type": "application/xml; charset=utf-8"},
         sanitize_html=False,
@@ -454,7 +463,7 @@ def _json_entry(
     return {
         "key": _identity(guid_text, link, title, published_raw or updated_raw or ""),
         "fields": {
-            "url": link,
+            "url": clean_url(link) or clean_url(_absolute(base, entry.get("external_url"))),
             "title": title,
             "body": body,
             "summary": summary,

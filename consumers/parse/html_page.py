@@ -10,11 +10,22 @@ standfirst, a summary); that item is every fragment's parent.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from consumers.parse.article import extract_article, intro_paragraphs, main_region
+from consumers.parse.article import declared_published, extract_article, intro_paragraphs, main_region
 from consumers.parse.document import ParseError, RawDocument
 from consumers.parse.fragments import Fragment, build_items, make_article
+from consumers.parse.headline import (
+    choose_title,
+    clean_authors,
+    host_names,
+    jsonld_people,
+    organisation_names,
+    site_names,
+)
 from consumers.parse.live_blocks import block_fragments
 from consumers.parse.live_jsonld import jsonld_fragments
 from consumers.parse.live_microdata import microdata_fragments
@@ -26,6 +37,10 @@ from ingestor.models import NewsItem
 __all__ = ["parse_html_page", "split_live_fragments"]
 
 _MIN_INTRO_CHARS = 40
+#: Repeated post blocks make a live page only when there are at least this many of them.
+_MIN_UNDECLARED_POSTS: Final = 2
+#: Undeclared post blocks whose text is at least this share link text are a list of links.
+_MAX_LINK_SHARE: Final = 0.5
 
 
 def _newest_first(frags: list[Fragment]) -> list[Fragment]:
@@ -52,7 +67,45 @@ def split_live_fragments(
     if frags:
         return _newest_first(frags), nodes
     frags, nodes = block_fragments(tree, zone, doc.fetched_at)
+    if len(frags) < _MIN_UNDECLARED_POSTS or _mostly_links(nodes):
+        # one dated block on a page that declares no live blog is an article's own block
+        # (CMS ids such as Drupal's "block-…"), not a live page of one post; dated blocks
+        # that are mostly link text are a "more stories" list beside an article
+        return [], []
     return _newest_first(frags), nodes
+
+
+def _mostly_links(nodes: list[LexborNode]) -> bool:
+    """Whether the text of ``nodes`` is mostly the text of their links."""
+    total = linked = 0
+    for node in nodes:
+        total += len(node.text(deep=True, strip=True))
+        linked += sum(len(a.text(deep=True, strip=True)) for a in node.css("a"))
+    return total > 0 and linked >= _MAX_LINK_SHARE * total
+
+
+#: Earlier than this, a "published" date is a placeholder ("0001-01-01T00:00:00Z") or a typo.
+_EARLIEST: Final = datetime(1991, 1, 1, tzinfo=UTC)
+
+
+def _plausible(when: datetime | None, fetched_at: datetime) -> datetime | None:
+    """``when`` unless it cannot be a publication time of a page fetched at ``fetched_at``."""
+    if when is None or when < _EARLIEST or when > fetched_at + timedelta(days=2):
+        return None
+    return when
+
+
+def _settle_meta(tree: LexborHTMLParser, doc: RawDocument, meta: PageMeta) -> tuple[set[str], set[str]]:
+    """The page's headline, dates and authors settled in ``meta``; returns the keys of the
+    names that are not people (site, organisations) and of the host names, which the authors
+    read from the markup later are filtered with."""
+    meta.title = choose_title(tree, meta, doc.base_url)
+    meta.published_at = _plausible(meta.published_at, doc.fetched_at)
+    meta.updated_at = _plausible(meta.updated_at, doc.fetched_at)
+    hosts = host_names(meta, doc.base_url)
+    not_people = site_names(tree, meta, doc.base_url, hosts=False) | organisation_names(meta)
+    meta.authors = clean_authors(meta.authors or jsonld_people(meta), not_people, hosts)
+    return not_people, hosts
 
 
 def parse_html_page(doc: RawDocument, html: str) -> list[NewsItem]:
@@ -62,6 +115,7 @@ def parse_html_page(doc: RawDocument, html: str) -> list[NewsItem]:
     tree = LexborHTMLParser(html)
     zone = get_zone(doc.timezone)
     meta = read_page_meta(tree, doc.base_url, zone)
+    not_people, hosts = _settle_meta(tree, doc, meta)
     frags, nodes = split_live_fragments(tree, doc, meta)
     if frags:
         for node in nodes:
@@ -86,8 +140,12 @@ def parse_html_page(doc: RawDocument, html: str) -> list[NewsItem]:
     text = extract_article(html, tree, meta, zone)
     if not text.body or not meta.title:
         raise ParseError("no_items", "no live posts and no article text in the page")
-    published = meta.published_at or text.published_at
-    updated = meta.updated_at or text.updated_at
+    published = (
+        meta.published_at
+        or _plausible(declared_published(tree, zone), doc.fetched_at)
+        or _plausible(text.published_at, doc.fetched_at)
+    )
+    updated = meta.updated_at or _plausible(text.updated_at, doc.fetched_at)
     if updated is not None and published is not None and updated <= published:
         updated = None
     return [
@@ -96,7 +154,7 @@ def parse_html_page(doc: RawDocument, html: str) -> list[NewsItem]:
             meta.canonical,
             title=meta.title,
             body=text.body,
-            authors=meta.authors or text.authors,
+            authors=meta.authors or clean_authors(text.authors, not_people, hosts),
             published_at=published,
             updated_at=updated,
             categories=meta.categories,

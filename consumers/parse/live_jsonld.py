@@ -4,14 +4,21 @@
 ``@graph`` or a top-level array, flattened by :mod:`consumers.parse.page_meta`).  A post's
 anchor is the fragment of its ``url`` (or ``@id``), which is also the element id the page
 uses, so the JSON-LD and block readers give the same post the same id.
+
+Headlines and bodies are entity-decoded here, not only when the item is finished: CMSs
+escape JSON-LD as if it were HTML (``&#39;``, ``&#8217;``, and twice over, ``&amp;#39;``),
+and the page compares these strings with the same posts read from its markup (to keep
+them out of the page's own intro, to tell an auto-filled headline from a real one).
 """
 
 from __future__ import annotations
 
+import re
 from datetime import tzinfo
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urldefrag, urljoin
 
+from consumers.parse.clean import clean_text, clean_url, decode_entities
 from consumers.parse.dates import parse_machine_datetime
 from consumers.parse.fragments import Fragment
 from consumers.parse.furniture import is_audio_note, is_boilerplate_line, is_caption
@@ -19,6 +26,9 @@ from consumers.parse.htmltext import html_to_text, normalize_text
 from consumers.parse.page_meta import jsonld_types, names_of
 
 __all__ = ["jsonld_fragments"]
+
+#: Markup, as opposed to a lone "<" in prose ("a < b").
+_TAG_LIKE: Final = re.compile(r"<(?:[A-Za-z][\w:-]*[\s/>]|/[A-Za-z]|!--)")
 
 
 def _text(value: Any) -> str:
@@ -28,7 +38,12 @@ def _text(value: Any) -> str:
 
 
 def _body(raw: str, title: str) -> str:
-    text = html_to_text(raw) if "<" in raw else normalize_text(raw)
+    """Plain text of an ``articleBody``: HTML, escaped HTML (``&lt;p&gt;``) or plain text,
+    each possibly with entities escaped once more than the markup needed."""
+    if "&" in raw and _TAG_LIKE.search(raw) is None:
+        raw = decode_entities(raw)
+    text = html_to_text(raw) if _TAG_LIKE.search(raw) is not None else normalize_text(raw)
+    text = clean_text(text, multiline=True)
     paragraphs = [
         p
         for p in text.split("\n\n")
@@ -69,7 +84,7 @@ def jsonld_fragments(objects: list[dict[str, Any]], canonical: str, zone: tzinfo
     frags: list[Fragment] = []
     for update in updates:
         raw_body = _text(update.get("articleBody")) or _text(update.get("text"))
-        raw_head = _text(update.get("headline")) or _text(update.get("name"))
+        raw_head = clean_text(_text(update.get("headline")) or _text(update.get("name")))
         body = _body(raw_body, raw_head)
         title = _headline(raw_head, body)
         if not title and not body:
@@ -90,6 +105,8 @@ def jsonld_fragments(objects: list[dict[str, Any]], canonical: str, zone: tzinfo
                 anchor = fragment
                 break
             if ref_base != base:
+                if clean_url(ref_base) is None:  # javascript:, data:...: no address of its own
+                    continue
                 key, url = ref_base, ref_base
                 break
         frags.append(

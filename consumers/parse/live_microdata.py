@@ -4,6 +4,11 @@ The microdata carries the same fields as the JSON-LD form (headline, articleBody
 datePublished, dateModified, url); where a property is missing the post is read like a
 plain block (:func:`consumers.parse.live_blocks.post_from_node`), so both paths agree on
 what a body is.
+
+Values from attributes (``content``, ``href``) are entity-decoded
+(:mod:`consumers.parse.clean`); the text read from the markup is decoded once more too,
+for publishers that escape a headline twice (``&amp;#39;``), so the post's headline is the
+one its JSON-LD twin and its next fetch will see.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from urllib.parse import urldefrag, urljoin
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from consumers.parse.clean import clean_text
 from consumers.parse.dates import parse_machine_datetime
 from consumers.parse.fragments import Fragment
 from consumers.parse.live_blocks import posts_to_fragments, read_posts
@@ -24,10 +30,18 @@ def _prop_value(node: LexborNode) -> str | None:
     attrs = node.attributes
     for key in ("content", "datetime", "href", "src"):
         value = attrs.get(key)
-        if value:
-            return value.strip()
-    text = node.text(deep=True).strip()
+        if value and (value := clean_text(value)):
+            return value
+    text = clean_text(node.text(deep=True))
     return text or None
+
+
+def _meta_headline(item: LexborNode) -> str:
+    """A headline given only as ``<meta itemprop="headline" content="…">`` (no visible text)."""
+    node = _own_prop(item, "headline")
+    if node is None or node.tag != "meta":
+        return ""
+    return clean_text(node.attributes.get("content") or "")
 
 
 def _own_prop(item: LexborNode, name: str) -> LexborNode | None:
@@ -56,6 +70,7 @@ def microdata_fragments(
     if not nodes:
         return [], []
     facts = []
+    meta_headlines = [_meta_headline(node) for node in nodes]
     body_nodes: list[LexborNode | None] = []
     for node in nodes:
         url_node = _own_prop(node, "url")
@@ -69,7 +84,9 @@ def microdata_fragments(
             url_node.decompose()
         facts.append((url, published, modified))
     posts = read_posts(list(nodes), zone, body_nodes)
-    for post, (url, published, modified) in zip(posts, facts, strict=True):
+    for post, (url, published, modified), headline in zip(posts, facts, meta_headlines, strict=True):
+        post.title = clean_text(post.title) or headline
+        post.body = clean_text(post.body, multiline=True)
         if post.anchor is None and url:
             _base, anchor = urldefrag(urljoin(canonical, url))
             post.anchor = anchor or None

@@ -2,8 +2,13 @@
 dates and language.
 
 Every HTML shape needs the same facts to build ids (the canonical URL) and the page's own
-article item, so they are read once here.  Published and modified dates are kept apart at
-every source (JSON-LD, OpenGraph ``article:*``, microdata), never merged into one "date".
+article item, so they are read once here.  Text from JSON-LD and from ``content``
+attributes comes out entity-decoded (:func:`consumers.parse.clean.clean_text`): JSON-LD
+is not HTML, yet CMSs escape it as if it were (``Minister&#39;s``, even ``&amp;#39;``), and
+the shapes compare these strings with the same text read from the markup.
+
+Published and modified dates are kept apart at every source (JSON-LD, OpenGraph
+``article:*``, microdata), never merged into one "date".
 """
 
 from __future__ import annotations
@@ -13,10 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any, Final
-from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
+from consumers.parse.clean import clean_text, clean_url
 from consumers.parse.dates import parse_machine_datetime
 
 __all__ = ["PageMeta", "iter_jsonld", "jsonld_types", "main_jsonld", "names_of", "read_page_meta"]
@@ -95,8 +100,8 @@ def names_of(value: Any) -> list[str]:
         name: Any = item.get("name") if isinstance(item, dict) else item
         if isinstance(name, list):
             name = name[0] if name else None
-        if isinstance(name, str) and name.strip() and len(name) < 120 and name.strip() not in out:
-            out.append(name.strip())
+        if isinstance(name, str) and (name := clean_text(name)) and len(name) < 120 and name not in out:
+            out.append(name)
     return out
 
 
@@ -137,22 +142,21 @@ def _meta(tree: LexborHTMLParser, *keys: str) -> str | None:
             node = tree.css_first(f'meta[{attr}="{key}"]')
             if node is not None:
                 value = node.attributes.get("content")
-                if value and value.strip():
-                    return value.strip()
+                if value and (value := clean_text(value)):
+                    return value
     return None
 
 
 def _absolute(base: str, href: str | None) -> str | None:
-    if not href or not href.strip():
-        return None
-    url = urljoin(base, href.strip())
-    return url if urlsplit(url).scheme in ("http", "https") else None
+    """``href`` resolved against ``base`` when it is an http(s) URL: a ``javascript:`` or
+    ``data:`` canonical must not become the base of every id on the page."""
+    return clean_url(href, base)
 
 
 def _text_of(value: Any) -> str:
     if isinstance(value, list):
         value = value[0] if value else ""
-    return value.strip() if isinstance(value, str) else ""
+    return clean_text(value) if isinstance(value, str) else ""
 
 
 def read_page_meta(tree: LexborHTMLParser, base_url: str, zone: tzinfo) -> PageMeta:
@@ -179,16 +183,17 @@ def read_page_meta(tree: LexborHTMLParser, base_url: str, zone: tzinfo) -> PageM
             meta.language = lang
         section = main.get("articleSection")
         if isinstance(section, str):
-            meta.categories = [section]
+            meta.categories = [clean_text(section)]
         elif isinstance(section, list):
-            meta.categories = [s for s in section if isinstance(s, str)]
+            meta.categories = [clean_text(s) for s in section if isinstance(s, str)]
+        meta.categories = [c for c in meta.categories if c]
     if not meta.title:
         meta.title = _meta(tree, "og:title", "twitter:title") or ""
     if not meta.title:
         h1 = tree.css_first("h1")
         title_node = tree.css_first("title")
         meta.title = (h1.text(deep=True) if h1 else "") or (title_node.text() if title_node else "")
-    meta.title = " ".join(meta.title.split())
+    meta.title = clean_text(meta.title)
     meta.description = meta.description or _meta(tree, "og:description", "description")
     if meta.published_at is None:
         meta.published_at = parse_machine_datetime(

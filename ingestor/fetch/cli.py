@@ -9,17 +9,27 @@ owns its partition, and ``status`` shows what the owner last persisted.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from ingestor.config import FeedConfig, Settings
 from ingestor.kafka import KafkaConnection
+from ingestor.secrets import mask_url
+from ingestor.terminal import json_for_terminal, safe_for_terminal
+
+T = TypeVar("T")
+
+_LITERAL_REFUSED = (
+    "refusing to write literal secrets ({fields}) to the feeds topic, which every reader of the "
+    "topic sees and which keeps old values until compaction; give references instead "
+    "(--password-env VAR or --password-file PATH, --header-env NAME=VAR or --header-file NAME=PATH, "
+    "--proxy-password-env/--proxy-password-file; the fetchers read them, see docs/security.md)"
+)
 
 
 def _iso(ts: float | None) -> str | None:
@@ -29,7 +39,8 @@ def _iso(ts: float | None) -> str | None:
 
 
 def _out(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    """One JSON line; feed definitions and OPML titles are others' text (see ingestor.terminal)."""
+    sys.stdout.write(json_for_terminal(data) + "\n")
 
 
 def _connect(args: argparse.Namespace, command: str) -> tuple[Settings, KafkaConnection] | int:
@@ -39,39 +50,89 @@ def _connect(args: argparse.Namespace, command: str) -> tuple[Settings, KafkaCon
     return resolved
 
 
+def _run(
+    command: str, connection: KafkaConnection, work: Callable[[], Awaitable[T]], *, writes: str | None = None
+) -> T:
+    """The Kafka part of a ``feeds`` command: bounded connect, one-line failures (see run_tool);
+    ``writes``: the feeds topic must exist already (a tool never gets it auto-created)."""
+    from ingestor.cli import run_tool
+
+    return run_tool(f"feeds {command}", connection, work, writes_to=[writes] if writes else [])
+
+
+def _reference(option: str, item: str, kind: str) -> tuple[str, dict[str, str]]:
+    name, sep, where = item.partition("=")
+    if not sep or not name.strip() or not where.strip():
+        raise ValueError(f"{option} {item!r}: use NAME={'VAR' if kind == 'env' else 'PATH'}")
+    return name.strip(), {kind: where.strip()}
+
+
 def _definition(args: argparse.Namespace) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    for name in ("timezone", "interval", "min_interval", "format", "language", "user_agent"):
+    for name in (
+        "timezone",
+        "interval",
+        "min_interval",
+        "format",
+        "language",
+        "user_agent",
+        "username",
+        "proxy",
+        "proxy_username",
+    ):
         value = getattr(args, name, None)
         if value is not None:
             fields[name] = value
-    headers = {}
+    headers: dict[str, Any] = {}
     for header in getattr(args, "header", None) or ():
         name, sep, value = header.partition(":")
         if not sep or not name.strip():
-            raise ValueError(f"--header {header!r}: use NAME:VALUE")
+            raise ValueError(f"--header {name.strip() or header!r}: use NAME:VALUE")
         headers[name.strip()] = value.strip()
+    for kind in ("env", "file"):
+        for item in getattr(args, f"header_{kind}", None) or ():
+            name, ref = _reference(f"--header-{kind}", item, kind)
+            headers[name] = ref
     if headers:
         fields["headers"] = headers
+    for field in ("password", "proxy_password"):
+        for kind in ("env", "file"):
+            where = getattr(args, f"{field}_{kind}", None)
+            if where is not None:
+                fields[field] = {kind: where}
     if getattr(args, "disabled", False):
         fields["enabled"] = False
     return fields
 
 
+def _problems(exc: ValidationError) -> str:
+    """Pydantic's messages without the input values (which may be secrets)."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'feed'}: {e['msg']}" for e in exc.errors())
+
+
 def cmd_feeds_add(args: argparse.Namespace) -> int:
+    from ingestor.feeds import literal_secrets, shown_feed, write_feeds
+
     try:
         feed = FeedConfig.model_validate({"id": args.id, "url": args.url, **_definition(args)})
-    except (ValidationError, ValueError) as exc:
+    except ValidationError as exc:
+        print(f"ingestor feeds add: {_problems(exc)}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
         print(f"ingestor feeds add: {exc}", file=sys.stderr)
+        return 2
+    literals = literal_secrets(feed)
+    if literals:
+        print(f"ingestor feeds add: {_LITERAL_REFUSED.format(fields=', '.join(literals))}", file=sys.stderr)
         return 2
     resolved = _connect(args, "add")
     if isinstance(resolved, int):
         return resolved
     settings, connection = resolved
-    from ingestor.feeds import encode_feed, write_feeds
 
-    asyncio.run(write_feeds(connection, settings.topics.feeds, [(feed.id, feed)]))
-    _out({"added": feed.id, "definition": json.loads(encode_feed(feed))})
+    topic = settings.topics.feeds
+    _run("add", connection, lambda: write_feeds(connection, topic, [(feed.id, feed)]), writes=topic)
+    _out({"added": feed.id, "definition": shown_feed(feed)})
     return 0
 
 
@@ -87,7 +148,7 @@ def cmd_feeds_remove(args: argparse.Namespace) -> int:
         await write_feeds(connection, settings.topics.feeds, [(args.id, None)])
         return args.id in known
 
-    known = asyncio.run(main())
+    known = _run("remove", connection, main, writes=settings.topics.feeds)
     _out({"removed": args.id, "was_registered": known})
     if any(f.id == args.id for f in settings.feeds):
         print(
@@ -102,31 +163,38 @@ def cmd_feeds_list(args: argparse.Namespace) -> int:
     if isinstance(resolved, int):
         return resolved
     settings, connection = resolved
-    from ingestor.feeds import FeedRefused, decode_feed, read_feeds
+    from ingestor.feeds import FeedRefused, decode_feed, read_feeds, shown_feed
 
-    registered = asyncio.run(read_feeds(connection, settings.topics.feeds))
+    registered = _run("list", connection, lambda: read_feeds(connection, settings.topics.feeds))
     for feed_id in sorted(registered):
         try:
-            feed = decode_feed(feed_id, registered[feed_id])
-            _out(feed.model_dump(mode="json", exclude_defaults=True) | {"id": feed.id, "url": feed.url})
+            _out(shown_feed(decode_feed(feed_id, registered[feed_id])))
         except FeedRefused as exc:
             _out({"id": feed_id, "refused": str(exc)})
     return 0
 
 
 def cmd_feeds_import(args: argparse.Namespace) -> int:
+    from ingestor.feeds import literal_secrets
     from ingestor.fetch.opml import parse_opml
 
-    defaults: dict[str, Any] = _definition(args)
     try:
+        defaults: dict[str, Any] = _definition(args)
         entries = parse_opml(Path(args.file).read_bytes(), defaults)
-    except (OSError, ValueError) as exc:
-        print(f"ingestor feeds import: {args.file}: {exc}", file=sys.stderr)
+    except (OSError, ValueError, SyntaxError) as exc:  # lxml's XMLSyntaxError is a SyntaxError
+        print(safe_for_terminal(f"ingestor feeds import: {args.file}: {exc}"), file=sys.stderr)
         return 2
-    good = [e.feed for e in entries if e.feed is not None]
+    good = []
     for entry in entries:
-        if entry.feed is None:
-            print(f"ingestor feeds import: skipped {entry.url!r}: {entry.problem}", file=sys.stderr)
+        literals = literal_secrets(entry.feed) if entry.feed is not None else []
+        if entry.feed is not None and not literals:
+            good.append(entry.feed)
+            continue
+        problem = _LITERAL_REFUSED.format(fields=", ".join(literals)) if literals else entry.problem
+        print(
+            safe_for_terminal(f"ingestor feeds import: skipped {mask_url(entry.url)!r}: {problem}"),
+            file=sys.stderr,
+        )
     if not args.dry_run and good:
         resolved = _connect(args, "import")
         if isinstance(resolved, int):
@@ -134,7 +202,13 @@ def cmd_feeds_import(args: argparse.Namespace) -> int:
         settings, connection = resolved
         from ingestor.feeds import write_feeds
 
-        asyncio.run(write_feeds(connection, settings.topics.feeds, [(f.id, f) for f in good]))
+        topic = settings.topics.feeds
+        _run(
+            "import",
+            connection,
+            lambda: write_feeds(connection, topic, [(f.id, f) for f in good]),
+            writes=topic,
+        )
     for feed in good:
         _out({"id": feed.id, "url": feed.url, "imported": not args.dry_run})
     return 0 if len(good) == len(entries) else 1
@@ -186,7 +260,7 @@ def cmd_feeds_status(args: argparse.Namespace) -> int:
     if isinstance(resolved, int):
         return resolved
     settings, connection = resolved
-    from ingestor.feeds import read_feeds
+    from ingestor.feeds import FeedRefused, decode_feed, read_feeds, shown_feed
     from ingestor.fetch.state import decode
     from ingestor.fetch.store import read_latest
 
@@ -195,21 +269,29 @@ def cmd_feeds_status(args: argparse.Namespace) -> int:
         raw_state = None
         if settings.fetch.state_topic:
             raw_state = (await read_latest(connection, settings.fetch.state_topic)).get(args.id)
-        definition = json.loads(registered[args.id]) if args.id in registered else None
+        definition: dict[str, Any] | None = None
+        if args.id in registered:
+            try:  # shown masked: a record written before references existed may hold a literal
+                definition = shown_feed(decode_feed(args.id, registered[args.id]))
+            except FeedRefused as exc:
+                definition = {"refused": str(exc)}
         return feed_status_document(args.id, definition, decode(raw_state))
 
-    doc = asyncio.run(main())
-    print(json.dumps(doc, ensure_ascii=False, indent=2))
+    doc = _run("status", connection, main)
+    print(json_for_terminal(doc, indent=2))
     return 0 if doc["registered"] or doc["state"] is not None else 1
 
 
 def add_feeds_parser(sub: Any) -> None:
+    from ingestor.cli import add_connect_timeout
+
     feeds = sub.add_parser("feeds", help="manage the feed registry (the compacted feeds topic)")
     feeds_sub = feeds.add_subparsers(dest="feeds_command", required=True)
 
     def common(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--config")
         parser.add_argument("--bootstrap-servers", help="override the config's brokers")
+        add_connect_timeout(parser)
 
     def definition(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--timezone", help="the publisher's IANA time zone")
@@ -218,7 +300,35 @@ def add_feeds_parser(sub: Any) -> None:
         parser.add_argument("--format", choices=["auto", "feed", "text", "html"])
         parser.add_argument("--language")
         parser.add_argument("--user-agent")
-        parser.add_argument("--header", action="append", metavar="NAME:VALUE", help="extra header (repeat)")
+        parser.add_argument(
+            "--header",
+            action="append",
+            metavar="NAME:VALUE",
+            help="extra header (repeat); a credential header (Authorization, *key*, *token*, Cookie...) "
+            "must be given with --header-env or --header-file",
+        )
+        parser.add_argument(
+            "--header-env",
+            action="append",
+            metavar="NAME=VAR",
+            help="header whose value the fetchers read "
+            "from their environment variable VAR (must match fetch.secret_env)",
+        )
+        parser.add_argument(
+            "--header-file",
+            action="append",
+            metavar="NAME=PATH",
+            help="header whose value the fetchers read from PATH (under fetch.secret_dirs)",
+        )
+        parser.add_argument("--username", help="HTTP basic auth user (sent to the feed's origin only)")
+        password = parser.add_mutually_exclusive_group()
+        password.add_argument("--password-env", metavar="VAR", help="basic auth password from env VAR")
+        password.add_argument("--password-file", metavar="PATH", help="basic auth password from a file")
+        parser.add_argument("--proxy", help="http(s) proxy URL for this feed (no password in it)")
+        parser.add_argument("--proxy-username")
+        proxy_password = parser.add_mutually_exclusive_group()
+        proxy_password.add_argument("--proxy-password-env", metavar="VAR")
+        proxy_password.add_argument("--proxy-password-file", metavar="PATH")
 
     add = feeds_sub.add_parser("add", help="register (or redefine) a feed")
     add.add_argument("id")

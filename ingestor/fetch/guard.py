@@ -68,7 +68,48 @@ def refusal(
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
+def host_refusal(host: str, *, allow_private: bool, allowed: Sequence[IPNetwork] = ()) -> str | None:
+    """The refusal a host name or IP literal earns before any lookup, or None.
+
+    For targets sent through a proxy, whose address we never dial: ``localhost`` (and
+    ``*.localhost``, RFC 6761) is loopback whatever a resolver says; an IP literal is
+    decided at once.  Other names are resolved by the caller and each address checked.
+    """
+    name = host.strip("[]").rstrip(".").lower()
+    if allow_private:
+        return None
+    if name == "localhost" or name.endswith(".localhost"):
+        return "loopback"
+    try:
+        ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        return None
+    return refusal(name, allow_private=allow_private, allowed=allowed)
+
+
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+#: Special-purpose blocks (IANA registries) that the ``ipaddress`` module of some Python
+#: versions calls global; the rest of those registries is covered by its properties.
+_SPECIAL: tuple[tuple[IPNetwork, str], ...] = (
+    (ipaddress.IPv6Network("fec0::/10"), "site-local"),  # deprecated (RFC 3879), still routed inside
+    (ipaddress.IPv4Network("192.0.0.0/24"), "not globally routable"),  # IETF protocol assignments
+    (ipaddress.IPv4Network("192.88.99.0/24"), "not globally routable"),  # 6to4 relay anycast, deprecated
+    (ipaddress.IPv6Network("3fff::/20"), "not globally routable"),  # documentation (RFC 9637)
+    (ipaddress.IPv6Network("64:ff9b:1::/48"), "not globally routable"),  # local-use NAT64 (RFC 8215)
+)
+
+
 def _category(ip: IPAddress) -> str | None:
+    for network, name in _SPECIAL:
+        if ip.version == network.version and ip in network:
+            return name
     if ip.is_unspecified:
         return "unspecified"
     if ip.is_loopback:

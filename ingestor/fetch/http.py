@@ -14,6 +14,7 @@ import asyncio
 import base64
 import hashlib
 import random
+import socket
 import ssl
 import time
 from dataclasses import dataclass, field, replace
@@ -44,6 +45,7 @@ from ingestor.fetch.outcome import (
     not_a_feed,
     retry_in_fetch,
 )
+from ingestor.secrets import SecretPolicy, SecretUnavailable, mask_url, origin_of
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
@@ -147,8 +149,8 @@ def basic_auth(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
-def _origin(url: URL) -> tuple[str, str, int | None]:
-    return (url.scheme, (url.host or "").lower(), url.port)
+class _DnsBeforeProxy(OSError):
+    """The target of a proxied request could not be resolved here, so it was not checked."""
 
 
 def _sha256(body: bytes) -> str:
@@ -163,6 +165,9 @@ class Fetcher:
         self._resolver = resolver
         self._session: aiohttp.ClientSession | None = None
         self._allowed = guard.parse_networks(config.allowed_networks)
+        self._secrets = SecretPolicy(config.secret_env, config.secret_dirs)
+        self._target_resolver: AbstractResolver | None = None  # proxied targets, checked by the guard
+        self._own_resolver = False
 
     async def start(self) -> None:
         if self._session is not None:
@@ -195,6 +200,9 @@ class Fetcher:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+        resolver, self._target_resolver = self._target_resolver, None
+        if resolver is not None and self._own_resolver:
+            await resolver.close()
 
     async def __aenter__(self) -> Fetcher:
         await self.start()
@@ -251,22 +259,85 @@ class Fetcher:
             headers["If-None-Match"] = validators.etag
         if validators.last_modified:
             headers["If-Modified-Since"] = validators.last_modified
-        headers.update(feed.headers)
         return headers
 
-    def _proxy(self, feed: FeedConfig) -> tuple[URL | None, dict[str, str] | None]:
-        raw = feed.proxy or self._config.proxy
+    def _credentials(self, feed: FeedConfig) -> dict[str, str]:
+        """The feed's configured headers and basic auth, resolved: for its own origin only.
+
+        Resolved once per attempt (a rotated secret file is read at the next fetch); raises
+        SecretUnavailable naming the field and the reference, never a value.
+        """
+        own: dict[str, str] = {}
+        for name, value in feed.headers.items():
+            try:
+                own[name] = self._secrets.resolve(value)
+            except SecretUnavailable as exc:
+                raise SecretUnavailable(f"headers.{name}: {exc}") from None
+        if feed.username is not None or feed.password is not None:
+            try:
+                password = self._secrets.resolve(feed.password) if feed.password is not None else ""
+            except SecretUnavailable as exc:
+                raise SecretUnavailable(f"password: {exc}") from None
+            own["Authorization"] = basic_auth(feed.username or "", password)
+        return own
+
+    def _proxy(self, feed: FeedConfig) -> tuple[URL | None, str | None]:
+        """The proxy and its ``Proxy-Authorization`` value, if it has credentials."""
+        if feed.proxy:
+            url = URL(feed.proxy)
+            if feed.proxy_username is None and feed.proxy_password is None:
+                return url, None
+            try:
+                password = (
+                    self._secrets.resolve(feed.proxy_password) if feed.proxy_password is not None else ""
+                )
+            except SecretUnavailable as exc:
+                raise SecretUnavailable(f"proxy_password: {exc}") from None
+            return url, basic_auth(feed.proxy_username or "", password)
+        raw = self._config.proxy
         if not raw:
             return None, None
         url = URL(raw)
         if not url.user:
             return url, None
-        return url.with_user(None), {"Proxy-Authorization": basic_auth(url.user, url.password or "")}
+        return url.with_user(None), basic_auth(url.user, url.password or "")
+
+    async def _check_proxied_target(self, url: URL) -> None:
+        """The private-network guard for a target we do not dial: the proxy does.
+
+        The connect-time guard only sees the proxy's address, so the target's name is resolved
+        here and every address it resolves to is checked (``localhost`` and IP literals need no
+        lookup).  A name we cannot resolve is not sent: we could not check it.  The proxy may
+        resolve the name differently (split-horizon DNS); docs/security.md says what that leaves.
+        """
+        cfg = self._config
+        if cfg.allow_private_networks:
+            return
+        host = url.host or ""
+        reason = guard.host_refusal(host, allow_private=False, allowed=self._allowed)
+        if reason is not None:
+            raise guard.GuardRefused(host, reason)
+        if guard.is_ip_literal(host):
+            return
+        if self._target_resolver is None:
+            self._own_resolver = self._resolver is None
+            self._target_resolver = self._resolver or aiohttp.DefaultResolver()
+        try:
+            answers = await self._target_resolver.resolve(host, url.port or 0, family=socket.AF_UNSPEC)
+        except OSError as exc:
+            raise _DnsBeforeProxy(exc.errno, f"{host}: {exc.strerror or exc}") from exc
+        if not answers:
+            raise _DnsBeforeProxy(socket.EAI_NONAME, f"{host}: no address")
+        for answer in answers:
+            address = str(answer["host"])
+            reason = guard.refusal(address, allow_private=False, allowed=self._allowed)
+            if reason is not None:
+                raise guard.GuardRefused(address, f"{reason}; {host} via proxy")
 
     async def _attempt(self, feed: FeedConfig, validators: Validators, started: float) -> _Attempt:
         assert self._session is not None
         url = URL(feed.url)
-        origin = _origin(url)
+        origin = origin_of(url)
         redirects = 0
 
         def failed(
@@ -280,7 +351,6 @@ class Fetcher:
                 FetchResult(
                     feed_id=feed.id,
                     url=feed.url,
-                    final_url=str(url),
                     outcome=outcome,
                     reason=reason,
                     status=status,
@@ -288,18 +358,33 @@ class Fetcher:
                     duration_ms=(time.perf_counter() - started) * 1000,
                     redirects=redirects,
                     hints=hints or Hints(),
+                    final_url=mask_url(str(url)),
                 ),
                 retry=retry,
             )
 
-        proxy, proxy_headers = self._proxy(feed)
+        try:
+            own = self._credentials(feed)
+            proxy, proxy_authorization = self._proxy(feed)
+        except SecretUnavailable as exc:
+            return failed(Outcome.SECRET, f"secret {exc}")
         seen = {str(url)}
         try:
             async with asyncio.timeout(self._config.total_timeout):
                 while True:
                     headers = self._request_headers(feed, validators)
-                    if feed.username and _origin(url) == origin:
-                        headers["Authorization"] = basic_auth(feed.username, feed.password or "")
+                    if origin_of(url) == origin:  # a redirect off the origin leaves credentials behind
+                        headers.update(own)
+                    proxy_headers = None
+                    if proxy is not None:
+                        await self._check_proxied_target(url)
+                        if proxy_authorization is not None:
+                            # aiohttp sends proxy_headers with a CONNECT only: a plain-http request
+                            # through the proxy carries it itself (the proxy consumes it, hop by hop)
+                            if url.scheme == "https":
+                                proxy_headers = {"Proxy-Authorization": proxy_authorization}
+                            else:
+                                headers["Proxy-Authorization"] = proxy_authorization
                     async with self._session.get(
                         url,
                         headers=headers,
@@ -342,6 +427,8 @@ class Fetcher:
                         return await self._read(feed, response, validators, started, redirects)
         except asyncio.CancelledError:
             raise
+        except _DnsBeforeProxy as exc:
+            return failed(Outcome.DNS, f"dns (before the proxy): {exc.strerror}", dns_transient(exc.errno))
         except Exception as exc:  # everything a server or the network can do ends up classified
             outcome, reason, retry = classify_exception(exc)
             return failed(outcome, reason, retry)
@@ -361,7 +448,7 @@ class Fetcher:
         base: dict[str, Any] = {
             "feed_id": feed.id,
             "url": feed.url,
-            "final_url": str(response.url),
+            "final_url": mask_url(str(response.url)),
             "status": status,
             "fetched_at": now,
             "redirects": redirects,

@@ -30,6 +30,7 @@ class Outcome(StrEnum):
     BLOCKED = "blocked"  # refused by the private-network guard
     PROTOCOL = "protocol"  # a malformed response: bad encoding, broken framing
     PRODUCE_FAILED = "produce_failed"  # fetched fine, but the broker did not acknowledge
+    SECRET = "secret"  # a credential reference could not be resolved; nothing was sent
     ERROR = "error"  # a bug or something unforeseen; logged with its type, never fatal
 
     @property

@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 
 from ingestor.config import FeedConfig, Settings
-from ingestor.feeds import FeedRefused, decode_feed, feed_group_id, seed_feeds
+from ingestor.feeds import FeedRefused, bind_config_secrets, decode_feed, feed_group_id, seed_feeds
 from ingestor.fetch import shard
 from ingestor.fetch.state import SavedState
 from ingestor.fetch.store import load_states, partition_count
@@ -64,6 +64,8 @@ class FeedRegistry:
         self._sink = sink
         self._topic = settings.topics.feeds
         self._group = feed_group_id(settings)
+        # config literals are {config: true} on the topic; resolved from here (same id and origin)
+        self._configured = {feed.id: feed for feed in settings.feeds}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._owned: set[int] = set()
@@ -250,5 +252,6 @@ class FeedRegistry:
             feeds.discard(feed_id)
             self._sink.remove_feed(feed_id)
             return
+        feed = bind_config_secrets(feed, self._configured.get(feed_id))
         feeds.add(feed_id)
         self._sink.add_feed(feed, saved=self._restore.get(feed_id), partition=partition)

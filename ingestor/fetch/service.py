@@ -35,10 +35,10 @@ from ingestor.fetch.http import Fetcher, FetchResult, Validators
 from ingestor.fetch.outcome import Outcome, settle
 from ingestor.fetch.registry import FeedRegistry
 from ingestor.fetch.schedule import DueQueue, FeedTiming, Policy, first_delay, next_delay
-from ingestor.fetch.state import SavedAttempt, SavedState, due_for_saving, encode, material
+from ingestor.fetch.state import SavedAttempt, SavedState, SubscriptionState, due_for_saving, encode, material
 from ingestor.fetch.store import ensure_state_topic, load_states
 from ingestor.fetch.websub import HubStats, PushVerdict, WebSubscriber
-from ingestor.fetch.websub_protocol import discover
+from ingestor.fetch.websub_protocol import body_key, discover, remember, seen
 from ingestor.kafka import KafkaConnection, pin_producer_topics
 from ingestor.models import format_utc
 
@@ -109,6 +109,7 @@ class FeedState:
     parked_due: float | None = None
     saved_material: tuple[object, ...] | None = None  # what the last state record written held
     saved_at: float = 0.0
+    recent: tuple[str, ...] = ()  # WebSub replay window: the last bodies seen, by poll or push
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +201,7 @@ class FetchStage:
         self._websub = (
             WebSubscriber(self._config, self._on_push) if self._config.websub.callback_url else None
         )
+        self._websub_restored: dict[str, SubscriptionState] = {}  # resubscribed once WebSub runs
         initial = feeds if feeds is not None else [f for f in settings.feeds if f.enabled]
         for feed in initial if self._registry is None else ():
             self._register(feed, time.time())
@@ -223,6 +225,10 @@ class FetchStage:
             await self._fetcher.start()
             if self._websub is not None:
                 await self._websub.start()
+                restored, self._websub_restored = self._websub_restored, {}
+                for feed_id, sub in restored.items():
+                    if feed_id in self._states:
+                        self._websub.ensure(feed_id, sub.hub, sub.topic, restored=sub)
         except BaseException:
             await self._fetcher.close()
             await producer.stop()
@@ -306,6 +312,10 @@ class FetchStage:
                 previous.sha256,
             )
             previous.apply_to(state.timing)
+            if self._websub is not None:
+                state.recent = previous.recent[-self._config.websub.replay_window :]
+                if previous.websub is not None:
+                    self._websub_restored[feed_id] = previous.websub
             if previous.next_due is not None and previous.next_due > now:
                 self._queue.schedule(feed_id, previous.next_due)
                 self._restored.add(feed_id)
@@ -331,6 +341,7 @@ class FetchStage:
             instance=self.instance,
             attempts=tuple(a.saved() for a in list(state.history)[-keep:]) if keep else (),
             websub=self._websub.snapshot(state.feed.id) if self._websub is not None else None,
+            recent=state.recent,
         )
         current = material(record)
         if not due_for_saving(state.saved_material, current, state.saved_at, now, self._config.state_refresh):
@@ -374,10 +385,12 @@ class FetchStage:
         state.partition = partition
         if old is not None and old.feed.url == feed.url:
             state.etag, state.last_modified, state.sha256 = old.etag, old.last_modified, old.sha256
-            state.history = old.history
+            state.history, state.recent = old.history, old.recent
         elif saved is not None and saved.url == feed.url:
             state.etag, state.last_modified, state.sha256 = saved.etag, saved.last_modified, saved.sha256
             saved.apply_to(state.timing)
+            if self._websub is not None:
+                state.recent = saved.recent[-self._config.websub.replay_window :]
             state.history.extend(AttemptRecord.restored(a) for a in saved.attempts)
             if saved.next_due is not None:  # overdue (its owner died): soon, spread over a second
                 spread = min(state.timing.interval, 1.0) * self._rand()
@@ -561,6 +574,8 @@ class FetchStage:
             result = await self._fetcher.fetch(feed, Validators(state.etag, state.last_modified))
             outcome = settle(result.outcome, result.sha256, state.sha256)
             reason = result.reason
+            if outcome is Outcome.OK and self._earlier_body(state, result.sha256):
+                outcome, reason = Outcome.UNCHANGED, "an earlier body again"
             produced = False
             if outcome is Outcome.OK:
                 try:
@@ -588,9 +603,13 @@ class FetchStage:
     ) -> None:
         """Update validators and schedule; log the canonical ``feed_fetched`` line."""
         now = time.time()
-        if produced or outcome is Outcome.UNCHANGED:
+        if produced or (outcome is Outcome.UNCHANGED and result.sha256 == state.sha256):
             state.etag, state.last_modified = result.etag, result.last_modified
             state.sha256 = result.sha256
+            if self._websub is not None and result.sha256 is not None:  # a push of it is a replay
+                state.recent = remember(state.recent, result.sha256, self._config.websub.replay_window)
+        elif outcome is Outcome.UNCHANGED:  # an earlier body again: the latest one stays the latest
+            pass
         elif outcome is Outcome.NOT_MODIFIED:
             state.etag = result.etag or state.etag
             state.last_modified = result.last_modified or state.last_modified
@@ -644,6 +663,17 @@ class FetchStage:
             next_due=format_utc(record.next_due),
         )
 
+    def _earlier_body(self, state: FeedState, sha256: str | None) -> bool:
+        """A poll of a pushed feed that returns one of its recent bodies, not the latest: a stale
+        copy (a CDN node, a lagging origin) of what a push already delivered. Producing it would
+        make dedup publish the old text as a new version, as a replayed push would."""
+        return (
+            sha256 is not None
+            and self._websub is not None
+            and self._websub.subscribed(state.feed.id)
+            and seen(state.recent, sha256)
+        )
+
     def _push_aware(self, state: FeedState, result: FetchResult, produced: bool, delay: float) -> float:
         """Subscribe where the feed names a hub; poll a pushed feed only as a slow fallback."""
         assert self._websub is not None
@@ -683,11 +713,22 @@ class FetchStage:
             sha256=sha,
         )
         outcome = settle(Outcome.OK, sha, state.sha256)
+        if outcome is Outcome.OK and state.recent and state.recent[-1] == body_key(sha):
+            outcome = Outcome.UNCHANGED  # the same push at two callbacks (a renewal), still in flight
+        if outcome is Outcome.OK and seen(state.recent, sha):
+            # one of the feed's recent bodies but not the latest: a captured push sent again, or a
+            # hub resending old content. Producing it would make dedup publish old text as new.
+            self._outcomes["push_replayed"] += 1
+            log.warning("websub_push_replayed", stage="fetch", feed=feed_id, sha256=sha)
+            return "replayed"
         produced = False
         if outcome is Outcome.OK:
+            before = state.recent  # remembered before the await: a concurrent push of it is a duplicate
+            state.recent = remember(before, sha, self._config.websub.replay_window)
             try:
                 await self._produce(state.feed, result, via="push")
             except Exception as exc:  # the hub retries a push it did not get a 2xx for
+                state.recent = before
                 self._last_produce_error = f"produce failed: {type(exc).__name__}: {exc}"
                 log.warning(
                     "feed_push_not_produced", stage="fetch", feed=feed_id, error=self._last_produce_error

@@ -46,6 +46,22 @@ class SavedAttempt:
 
 
 @dataclass(frozen=True, slots=True)
+class SavedCallback:
+    """One verified callback of a WebSub subscription: where the hub pushes, until when, and
+    the nonce its secret is derived from (HMAC of the operator key, feed id and nonce), so that
+    a restarted fetcher can still tell the hub's pushes from forged ones.  Never the secret
+    itself: readers of the fetch-state topic are not trusted with secrets (docs/security.md),
+    so without an operator key no callback is kept at all."""
+
+    url: str
+    lease_until: float
+    nonce: str
+
+
+_MAX_CALLBACKS = 4  # the current subscription and the ones being retired: a record stays small
+
+
+@dataclass(frozen=True, slots=True)
 class SubscriptionState:
     """A WebSub subscription as the hub confirmed it, and what it delivered so far."""
 
@@ -54,6 +70,7 @@ class SubscriptionState:
     lease_until: float | None
     pushes: int = 0  # new bodies that came by push
     polls: int = 0  # new bodies that only polling found
+    callbacks: tuple[SavedCallback, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +87,7 @@ class SavedState:
     instance: str | None = None  # the fetcher that wrote it: who owned the feed then
     attempts: tuple[SavedAttempt, ...] = ()
     websub: SubscriptionState | None = None
+    recent: tuple[str, ...] = ()  # the replay window: 128-bit prefixes of the last bodies' SHA-256
 
     def apply_to(self, timing: FeedTiming) -> None:
         timing.failures = self.failures
@@ -94,6 +112,7 @@ def material(state: SavedState) -> tuple[object, ...]:
         state.last_change_at,
         state.instance,
         state.websub,
+        state.recent,
     )
 
 
@@ -137,7 +156,15 @@ def encode(state: SavedState) -> bytes:
             "pushes": sub.pushes,
             "polls": sub.polls,
         }
+        if sub.callbacks:
+            payload["websub"]["callbacks"] = [_callback_json(c) for c in sub.callbacks[-_MAX_CALLBACKS:]]
+    if state.recent:
+        payload["recent"] = list(state.recent)
     return json.dumps(payload, separators=(",", ":")).encode("utf-8")
+
+
+def _callback_json(callback: SavedCallback) -> dict[str, Any]:
+    return {"url": callback.url, "lease_until": callback.lease_until, "nonce": callback.nonce}
 
 
 def _float(value: Any) -> float | None:
@@ -178,9 +205,35 @@ def _subscription(value: Any) -> SubscriptionState | None:
     hub, topic = _text(value.get("hub")), _text(value.get("topic"))
     if hub is None or topic is None:
         return None
+    callbacks = value.get("callbacks")
     return SubscriptionState(
-        hub, topic, _float(value.get("lease_until")), _int(value.get("pushes")), _int(value.get("polls"))
+        hub,
+        topic,
+        _float(value.get("lease_until")),
+        _int(value.get("pushes")),
+        _int(value.get("polls")),
+        tuple(
+            c
+            for c in (_saved_callback(x) for x in (callbacks if isinstance(callbacks, list) else ()))
+            if c is not None
+        )[-_MAX_CALLBACKS:],
     )
+
+
+def _saved_callback(value: Any) -> SavedCallback | None:
+    if not isinstance(value, dict):
+        return None
+    url, lease_until = _text(value.get("url")), _float(value.get("lease_until"))
+    nonce = _text(value.get("nonce"))
+    if url is None or lease_until is None or not nonce:
+        return None
+    return SavedCallback(url, lease_until, nonce)
+
+
+def _recent(value: Any, limit: int = 1024) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(v for v in value[-limit:] if isinstance(v, str) and 0 < len(v) <= 64)
 
 
 def decode(raw: bytes | None) -> SavedState | None:
@@ -210,4 +263,5 @@ def decode(raw: bytes | None) -> SavedState | None:
             a for a in (_attempt(x) for x in (attempts if isinstance(attempts, list) else ())) if a
         ),
         websub=_subscription(data.get("websub")),
+        recent=_recent(data.get("recent")),
     )

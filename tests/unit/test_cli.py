@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +14,16 @@ import pytest
 from tests.conftest import SEED
 
 
-def ingestor(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def ingestor(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ingestor.cli", *args], capture_output=True, text=True, timeout=60, cwd=cwd
+        [sys.executable, "-m", "ingestor.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env={**os.environ, **env} if env else None,
     )
 
 
@@ -80,3 +89,118 @@ def test_schema_prints_json_schema() -> None:
     result = ingestor("schema")
     schema = json.loads(result.stdout)
     assert {"event", "version", "id", "published_at"} <= set(schema["properties"])
+
+
+# ---- issue 13: config mistakes exit 2 and unreachable brokers exit 1, one line, no traceback ----
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def _one_line(stderr: str) -> str:
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("command", "config", "env", "expected"),
+    [
+        (
+            ["tail", "news.published"],
+            "fetch: {connect_timeout: .nan}\n",
+            {},
+            "ingestor: config: fetch.connect_timeout: must be a finite number of seconds > 0 (got nan)",
+        ),
+        (["run"], b"feeds:\n  - id: caf\xe9\n", {}, "config.yaml: not UTF-8 text (byte 0xe9 at offset 18)"),
+        (
+            ["run"],
+            "kafka: {ssl_cafile: /nonexistent/ca.pem}\n",
+            {},
+            "kafka.ssl_cafile: '/nonexistent/ca.pem': no such",
+        ),
+        (["dlq", "list"], "fetch: {timeout: 5}\n", {}, "ingestor: config: fetch.timeout: unknown key"),
+        (["replay", "--from", "2024-11-04T00:00:00Z"], "kafka: [unclosed\n", {}, "not valid YAML at line 2"),
+        (["feeds", "list"], "fetch: {allowed_networks: [10.0.0.0/33]}\n", {}, "'10.0.0.0/33' is not a CIDR"),
+        (
+            ["status"],
+            "kafka: {bootstrap_servers: '127.0.0.1:9'}\n",
+            {"INGESTOR_KAFKA__REQUEST_TIMEOUT": "nan"},
+            "kafka.request_timeout: 'nan' is not a duration; use seconds (30) or '30s', '5m', '2h' "
+            "(from INGESTOR_KAFKA__REQUEST_TIMEOUT)",
+        ),
+    ],
+)
+def test_config_mistakes_exit_2_with_one_line(
+    tmp_path: Path, command: list[str], config: str | bytes, env: dict[str, str], expected: str
+) -> None:
+    path = tmp_path / "config.yaml"
+    if isinstance(config, bytes):
+        path.write_bytes(config)
+    else:
+        path.write_text(config)
+    result = ingestor(*command, "--config", str(path), cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr
+    line = _one_line(result.stderr)
+    assert line.startswith("ingestor: config: ") and expected in line
+
+
+@pytest.mark.parametrize("target", ["missing", "directory"])
+def test_a_config_path_that_is_not_a_file_exits_2(tmp_path: Path, target: str) -> None:
+    path = tmp_path / "absent.yaml" if target == "missing" else tmp_path
+    result = ingestor("status", "--config", str(path), cwd=tmp_path)
+    assert result.returncode == 2
+    expected = "no such file" if target == "missing" else "is a directory, not a config file"
+    assert _one_line(result.stderr) == f"ingestor: config: {path}: {expected}"
+
+
+_OPML = (
+    '<?xml version="1.0"?><opml version="2.0"><body>'
+    '<outline type="rss" text="x" xmlUrl="https://example.org/feed.xml"/></body></opml>'
+)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["tail", "news.published"],
+        ["feeds", "list"],
+        ["feeds", "add", "x", "https://example.org/feed.xml"],
+        ["feeds", "remove", "x"],
+        ["feeds", "status", "x"],
+        ["feeds", "import", "feeds.opml"],
+        ["dlq", "list"],
+        ["dlq", "replay"],
+        ["replay", "--from", "2024-11-04T00:00:00Z"],
+        ["status"],
+    ],
+    ids=lambda command: "-".join(part for part in command if part.isalpha()),
+)
+def test_tools_say_once_that_the_broker_is_unreachable(tmp_path: Path, command: list[str]) -> None:
+    (tmp_path / "feeds.opml").write_text(_OPML)
+    port = _closed_port()
+    result = ingestor(
+        *command, "--bootstrap-servers", f"127.0.0.1:{port}", "--connect-timeout", "2", cwd=tmp_path
+    )
+    assert result.returncode == 1, result.stderr
+    name = " ".join(command[:2]) if command[0] in ("feeds", "dlq") else command[0]
+    assert (
+        _one_line(result.stderr) == f"ingestor {name}: cannot reach the broker at 127.0.0.1:{port} within 2 s"
+    )
+    assert result.stdout == ""
+
+
+def test_the_connect_timeout_comes_from_config_or_environment(tmp_path: Path) -> None:
+    port = _closed_port()
+    (tmp_path / "config.yaml").write_text(f"kafka: {{bootstrap_servers: '127.0.0.1:{port}'}}\n")
+    result = ingestor("tail", "news.published", cwd=tmp_path, env={"INGESTOR_KAFKA__CONNECT_TIMEOUT": "1.5"})
+    assert result.returncode == 1
+    assert (
+        _one_line(result.stderr) == f"ingestor tail: cannot reach the broker at 127.0.0.1:{port} within 1.5 s"
+    )

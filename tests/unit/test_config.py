@@ -104,3 +104,145 @@ def test_missing_and_broken_files_are_clear(tmp_path: Path) -> None:
     broken.write_text("kafka: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_settings(broken)
+
+
+# ---- issue 13: every value checked at load, every error one line naming its key -------------
+
+
+def _problems(tmp_path: Path, text: str | bytes) -> list[str]:
+    path = tmp_path / "config.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    problems = caught.value.problems
+    assert problems and all("\n" not in problem for problem in problems), problems
+    return problems
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        (
+            "fetch: {connect_timeout: .nan}",
+            "fetch.connect_timeout: must be a finite number of seconds > 0 (got nan)",
+        ),
+        (
+            "fetch: {read_timeout: .inf}",
+            "fetch.read_timeout: must be a finite number of seconds > 0 (got inf)",
+        ),
+        ("fetch: {total_timeout: 0}", "fetch.total_timeout: must be a finite number of seconds > 0 (got 0)"),
+        (
+            "fetch: {startup_spread: -1}",
+            "fetch.startup_spread: must be a finite number of seconds >= 0 (got -1)",
+        ),
+        ("fetch: {retry_backoff: .NaN}", "fetch.retry_backoff: must be a finite number of seconds >= 0"),
+        ("kafka: {request_timeout: '0s'}", "kafka.request_timeout: must be a finite number of seconds > 0"),
+        ("kafka: {connect_timeout: .nan}", "kafka.connect_timeout: must be a finite number of seconds > 0"),
+        ("fetch: {websub: {lease: .inf}}", "fetch.websub.lease: must be a finite number of seconds > 0"),
+        ("feeds: [{id: a, url: 'https://e.org/', interval: .nan}]", "feeds.0.interval: must be a finite"),
+        ("fetch: {max_body_bytes: -1}", "fetch.max_body_bytes: must be a size >= 0 bytes (got -1)"),
+        ("fetch: {max_body_bytes: 0}", "fetch.max_body_bytes: must be > 0 (got 0)"),
+        ("dedup: {max_message_bytes: '0MiB'}", "dedup.max_message_bytes: must be > 0 (got 0)"),
+        ("fetch: {jitter: .nan}", "fetch.jitter: must be a finite number (got nan)"),
+        ("fetch: {websub: {renew_before: .nan}}", "fetch.websub.renew_before: must be a finite number"),
+        ("topics: {partitions: 0}", "topics.partitions: must be >= 1 (got 0)"),
+        ("fetch: {global_concurrency: 0}", "fetch.global_concurrency: must be >= 1 (got 0)"),
+        (
+            "fetch: {allowed_networks: ['10.0.0.0/33']}",
+            "fetch.allowed_networks.0: '10.0.0.0/33' is not a CIDR",
+        ),
+        ("fetch: {allowed_networks: [proxy.local]}", "fetch.allowed_networks.0: 'proxy.local' is not a CIDR"),
+        ("kafka: {bootstrap_servers: 'k1:9092,k2:0'}", "kafka.bootstrap_servers: 'k2:0': port '0' is not"),
+        ("kafka: {bootstrap_servers: 'k1:65536'}", "kafka.bootstrap_servers: 'k1:65536': port '65536'"),
+        ("kafka: {embedded: {port: 70000}}", "kafka.embedded.port: must be <= 65535 (got 70000)"),
+        ("ops: {listen: '127.0.0.1:99999'}", "ops.listen: port '99999' is not a number in 0..65535"),
+        ("ops: {listen: localhost}", "ops.listen: 'localhost' is not host:port"),
+        ("fetch: {websub: {listen: 'x:y'}}", "fetch.websub.listen: port 'y' is not a number"),
+        (
+            "fetch: {min_interval: 10, max_interval: 5}",
+            "fetch: min_interval (10) must be <= max_interval (5)",
+        ),
+        ("fetch: {heartbeat_interval: 10}", "fetch: heartbeat_interval (10) must be < session_timeout (10)"),
+        (
+            "kafka: {bootstrap_server: x:1}",
+            "kafka.bootstrap_server: unknown key (did you mean 'bootstrap_servers'?)",
+        ),
+    ],
+)
+def test_out_of_range_values_name_the_key(tmp_path: Path, yaml_text: str, expected: str) -> None:
+    problems = _problems(tmp_path, yaml_text + "\n")
+    assert any(problem.startswith(expected) for problem in problems), problems
+
+
+def test_the_meaningful_edges_are_accepted(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not checked here beyond being readable\n")
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "kafka: {bootstrap_servers: 'k1:9092, [::1]:9093', ssl_cafile: " + str(ca) + "}\n"
+        "fetch: {startup_spread: 0, shutdown_grace: 0, retry_backoff: 0, max_body_bytes: 1,"
+        " allowed_networks: ['10.1.2.3/8', 'fd00::/8', '192.0.2.1'], connect_timeout: 250ms}\n"
+        "ops: {listen: ':0'}\n"
+    )
+    settings = load_settings(path)
+    assert settings.fetch.connect_timeout == 0.25 and settings.fetch.startup_spread == 0
+    assert settings.fetch.allowed_networks == ["10.1.2.3/8", "fd00::/8", "192.0.2.1"]
+    assert settings.kafka.connect_timeout == 15.0  # the tools' default
+
+
+def test_ssl_files_must_be_readable_files(tmp_path: Path) -> None:
+    problems = _problems(
+        tmp_path,
+        f"kafka: {{security_protocol: SSL, ssl_cafile: {tmp_path}/absent.pem, ssl_certfile: {tmp_path}}}\n",
+    )
+    assert f"kafka.ssl_cafile: '{tmp_path}/absent.pem': no such file" in problems
+    assert f"kafka.ssl_certfile: '{tmp_path}' is a directory, not a file" in problems
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1, "-5s", True])
+def test_parse_duration_refuses_non_finite_and_negative(value: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(value)
+
+
+def test_file_problems_are_one_line_naming_the_file(tmp_path: Path) -> None:
+    (problem,) = _problems(tmp_path, "feeds:\n  - id: caf\xe9\n".encode("latin-1"))
+    assert problem.endswith("config.yaml: not UTF-8 text (byte 0xe9 at offset 18); save it as UTF-8")
+    (problem,) = _problems(tmp_path, "kafka:\n  bootstrap_servers: [unclosed\nfetch: {}\n")
+    assert "config.yaml: not valid YAML at line 3, column" in problem
+    (problem,) = _problems(tmp_path, "fetch:\n  jitter: 0.1\nkafka: {}\nfetch:\n  retries: 1\n")
+    assert problem.endswith("not valid YAML at line 4, column 1: key 'fetch' appears twice (first on line 1)")
+    with pytest.raises(ConfigError, match="is a directory, not a config file"):
+        load_settings(tmp_path)
+    with pytest.raises(ConfigError, match=r"absent\.yaml: no such file"):
+        load_settings(tmp_path / "absent.yaml")
+
+
+def test_a_bad_environment_override_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INGESTOR_FETCH__READ_TIMEOUT", "0")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None)
+    assert caught.value.problems == [
+        "fetch.read_timeout: must be a finite number of seconds > 0 (got '0') "
+        "(from INGESTOR_FETCH__READ_TIMEOUT)"
+    ]
+    monkeypatch.delenv("INGESTOR_FETCH__READ_TIMEOUT")
+    monkeypatch.setenv("INGESTOR_FEEDS", "[{not json")
+    with pytest.raises(ConfigError, match=r"^feeds: INGESTOR_FEEDS is not valid JSON"):
+        load_settings(None)
+
+
+def test_an_unusable_ssl_file_is_a_config_error_not_a_broker_outage(tmp_path: Path) -> None:
+    """Readable at load time but not a CA bundle: the client factory names the key, and the
+    daemon's start-up does not retry it as broker_unavailable (ConfigError is not retried)."""
+    from ingestor.config import KafkaConfig
+    from ingestor.kafka import KafkaConnection
+
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("this is not a certificate\n")
+    connection = KafkaConnection("127.0.0.1:1", KafkaConfig(security_protocol="SSL", ssl_cafile=garbage))
+    with pytest.raises(ConfigError, match=rf"^kafka.ssl_cafile: {garbage}: cannot be used"):
+        connection.client_kwargs()

@@ -1,0 +1,231 @@
+"""The parse worker pool: a stalled parse is killed at its deadline and its worker replaced, a
+crashed worker is reported as such, and neither the event loop nor shutdown waits for either."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from consumers.parse import ParseLimits, RawDocument
+from consumers.parse.workers import (
+    Parsed,
+    Unparsable,
+    WorkerCrashed,
+    WorkerInterrupted,
+    WorkerPool,
+    WorkerTimeout,
+    parse_job,
+)
+
+# ---- what the workers run (module level: they are pickled by reference) ------------------------
+
+
+def pid() -> int:
+    return os.getpid()
+
+
+def spin() -> None:
+    """A pure-Python loop that never ends: it holds the GIL between bytecodes only."""
+    while True:
+        pass
+
+
+def catastrophic_regex() -> object:
+    """Exponential backtracking inside the C regex engine: no signal handler runs until it ends."""
+    return re.match(r"(a|a)*b", "a" * 40)
+
+
+def exit_hard() -> None:
+    os._exit(3)
+
+
+def segfault() -> None:
+    ctypes.string_at(0)
+
+
+def allocate(megabytes: int) -> int:
+    return len(bytearray(megabytes * 1024 * 1024))
+
+
+FEED = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><link>http://x/</link>
+<item><guid>a-1</guid><title>Harbour reopens</title><link>http://x/a/1</link>
+<description>The harbour reopened on Monday.</description></item></channel></rss>"""
+
+
+def _doc(body: bytes) -> RawDocument:
+    return RawDocument(
+        body=body, url="http://x/feed", feed_id="f", fetched_at=datetime(2024, 11, 4, tzinfo=UTC)
+    )
+
+
+@pytest.fixture
+def restarts() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def pool(restarts: list[str]) -> Iterator[WorkerPool]:
+    workers = WorkerPool(1, memory_limit=512 * 1024**2, on_restart=restarts.append)
+    workers.start_sync()
+    yield workers
+    workers.close_sync()
+
+
+def _alive(process_id: int) -> bool:
+    try:
+        os.kill(process_id, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{process_id}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("stall", [spin, catastrophic_regex], ids=["python-loop", "c-regex"])
+def test_a_stall_times_out_at_the_deadline_and_the_worker_is_replaced(
+    pool: WorkerPool, restarts: list[str], stall: object
+) -> None:
+    async def scenario() -> None:
+        before = await pool.run(pid, timeout=5)
+        started = time.monotonic()
+        with pytest.raises(WorkerTimeout):
+            await pool.run(stall, timeout=0.5)  # type: ignore[arg-type]
+        took = time.monotonic() - started
+        assert 0.5 <= took < 1.5, f"timed out after {took:.2f}s"
+        after = await pool.run(pid, timeout=5)
+        assert after != before, "the stalled worker was not replaced"
+        assert not _alive(before)
+        assert restarts == ["timeout"]
+        # and a real document parses fine on the new worker
+        outcome = await pool.run(parse_job, _doc(FEED), ParseLimits(), timeout=5)
+        assert isinstance(outcome, Parsed) and [item_id for item_id, _ in outcome.items]
+
+    asyncio.run(scenario())
+
+
+def test_the_event_loop_keeps_ticking_during_a_stall(pool: WorkerPool) -> None:
+    async def scenario() -> float:
+        stalled = asyncio.create_task(pool.run(spin, timeout=1.0))
+        worst = 0.0
+        while not stalled.done():
+            tick = time.monotonic()
+            await asyncio.sleep(0.02)
+            worst = max(worst, time.monotonic() - tick - 0.02)
+        with pytest.raises(WorkerTimeout):
+            await stalled
+        return worst
+
+    assert asyncio.run(scenario()) < 0.25
+
+
+@pytest.mark.parametrize(
+    ("crash", "words"), [(exit_hard, "status 3"), (segfault, "SIGSEGV")], ids=["os._exit", "segfault"]
+)
+def test_a_crashed_worker_is_a_clear_error_and_the_pool_goes_on(
+    pool: WorkerPool, restarts: list[str], crash: object, words: str
+) -> None:
+    async def scenario() -> None:
+        with pytest.raises(WorkerCrashed, match=words):
+            await pool.run(crash, timeout=5)  # type: ignore[arg-type]
+        assert restarts == ["crash"]
+        assert await pool.run(pid, timeout=5) > 0
+
+    asyncio.run(scenario())
+
+
+def test_the_memory_cap_is_a_memory_error_in_the_worker(pool: WorkerPool) -> None:
+    async def scenario() -> None:
+        with pytest.raises(MemoryError):
+            await pool.run(allocate, 1024, timeout=5)
+        assert await pool.run(allocate, 16, timeout=5) == 16 * 1024 * 1024
+
+    asyncio.run(scenario())
+
+
+def test_parse_errors_come_back_as_values(pool: WorkerPool) -> None:
+    outcome = pool.run_sync(parse_job, _doc(b"  \n"), ParseLimits(), timeout=5)
+    assert outcome == Unparsable("empty", "the document is empty")
+    parsed = pool.run_sync(parse_job, _doc(FEED), ParseLimits(), timeout=5)
+    assert isinstance(parsed, Parsed) and parsed.shape == "feed" and b"Harbour reopens" in parsed.items[0][1]
+
+
+def test_run_sync_times_out_too(pool: WorkerPool) -> None:
+    with pytest.raises(WorkerTimeout):
+        pool.run_sync(catastrophic_regex, timeout=0.3)
+    assert pool.run_sync(pid, timeout=5) > 0
+
+
+def test_closing_with_a_stalled_worker_is_prompt(pool: WorkerPool) -> None:
+    async def scenario() -> None:
+        worker = await pool.run(pid, timeout=5)
+        stalled = asyncio.create_task(pool.run(catastrophic_regex, timeout=60))
+        await asyncio.sleep(0.3)  # the worker is in the regex now
+        started = time.monotonic()
+        await pool.close()
+        assert time.monotonic() - started < 2.0
+        with pytest.raises(WorkerInterrupted):
+            await stalled
+        assert not _alive(worker)
+        with pytest.raises(WorkerInterrupted):
+            await pool.run(pid, timeout=5)
+
+    asyncio.run(scenario())
+
+
+def test_cancelling_the_caller_kills_the_worker(pool: WorkerPool, restarts: list[str]) -> None:
+    async def scenario() -> None:
+        worker = await pool.run(pid, timeout=5)
+        stalled = asyncio.create_task(pool.run(spin, timeout=60))
+        await asyncio.sleep(0.3)
+        stalled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stalled
+        deadline = time.monotonic() + 2
+        while _alive(worker) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not _alive(worker)
+        assert restarts == ["cancelled"]
+        assert await pool.run(pid, timeout=5) != worker
+
+    asyncio.run(scenario())
+
+
+def live_page(posts: int) -> bytes:
+    """A legitimate live page whose parse takes seconds: thousands of timestamped posts."""
+    post = "{h}:{m:02d} PM\u00a0\n\nHeadline number {i} about the news.\n\nBody of post {i}, a few words.\n\n"
+    head = "date 2024-11-04\nA live page with very many posts on it\n\n"
+    return (head + "".join(post.format(h=1 + i % 11, m=i % 60, i=i) for i in range(posts))).encode()
+
+
+def test_the_parse_cli_is_bounded_by_its_deadline(tmp_path: Path) -> None:
+    """`ingestor parse` gives up on a slow file at --deadline with one clear line, and goes on."""
+    slow = tmp_path / "slow.txt"
+    slow.write_bytes(live_page(20_000))
+    good = tmp_path / "good.xml"
+    good.write_bytes(FEED)
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "ingestor.cli", "parse", str(slow), str(good), "--deadline", "300ms"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert time.monotonic() - started < 30
+    assert result.returncode == 1
+    assert [json.loads(line)["title"] for line in result.stdout.splitlines()] == ["Harbour reopens"]
+    assert result.stderr.strip().splitlines() == [
+        f"{slow}: parse_timeout: still parsing after 0.3 s; the worker was killed"
+    ]
