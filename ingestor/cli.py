@@ -212,11 +212,18 @@ def _bootstrap_for_tools(settings: Settings) -> str:
 
 def _tool_connection(args: argparse.Namespace, command: str) -> tuple[Settings, KafkaConnection] | int:
     """Settings and a connection for a one-shot tool, or the exit status of a config error."""
+    from ingestor.config import check_bootstrap_servers
+
     try:
         settings = _settings(args.config, required=args.config is not None)
+        if args.bootstrap_servers:
+            check_bootstrap_servers(args.bootstrap_servers)
         bootstrap = args.bootstrap_servers or _bootstrap_for_tools(settings)
     except ConfigError as exc:
         return _config_failed(exc)
+    except ValueError as exc:
+        print(safe_for_terminal(f"ingestor {command}: --bootstrap-servers: {exc}"), file=sys.stderr)
+        return EXIT_CONFIG
     configure_logging("WARNING", "json", stream=sys.stderr)
     from ingestor.kafka import KafkaConnection
 
@@ -253,15 +260,17 @@ def run_tool(
         missing = await connection.missing_topics(writes_to) if writes_to else []
         if missing:
             raise ToolFailed(
-                f"ingestor {command}: no topic {', '.join(missing)} on {bootstrap}; `ingestor run` "
-                "creates the pipeline's topics (topics.create), or create them with kafka-topics"
+                safe_for_terminal(
+                    f"ingestor {command}: no topic {', '.join(missing)} on {bootstrap}; `ingestor run` "
+                    "creates the pipeline's topics (topics.create), or create them with kafka-topics"
+                )
             )
         return await work()
 
     try:
         return asyncio.run(main())
     except BrokerUnreachable as exc:
-        raise ToolFailed(f"ingestor {command}: {exc}") from None
+        raise ToolFailed(safe_for_terminal(f"ingestor {command}: {exc}")) from None
     except (KafkaError, OSError, TimeoutError) as exc:
         detail = " ".join(str(exc).split()) or "no answer in time"
         raise ToolFailed(

@@ -14,6 +14,7 @@ import math
 import os
 import re
 import zoneinfo
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -166,6 +167,8 @@ def check_readable_file(value: Path | str | None) -> Path | str | None:
 
 #: Keys naming a file the process reads: checked for readability when the config is loaded.
 _FILE_KEYS = ("_file", "cafile", "certfile", "keyfile")
+#: Off only to validate a config meant for another machine (a manifest's, in CI).
+_CHECK_FILES: ContextVar[bool] = ContextVar("ingestor_config_check_files", default=True)
 
 
 class _Section(BaseModel):
@@ -177,7 +180,8 @@ class _Section(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _files_are_readable(cls, value: Any, info: ValidationInfo) -> Any:
-        if (info.field_name or "").endswith(_FILE_KEYS) and isinstance(value, str | Path):
+        checked = _CHECK_FILES.get() and (info.field_name or "").endswith(_FILE_KEYS)
+        if checked and isinstance(value, str | Path):
             check_readable_file(value)
         return value
 
@@ -444,7 +448,7 @@ class ParseConfig(ConsumerStageConfig):
 
     group_id: str = "ingestor-parse"
     workers: int | None = Field(
-        default=None, ge=1, le=64, description="parse worker processes; null: the number of cores"
+        default=None, ge=1, le=64, description="parse worker processes; null: one per usable core"
     )
     deadline: Duration = Field(
         default=10.0, gt=0, description="a document still parsing after this is dead-lettered (parse_timeout)"
@@ -458,8 +462,13 @@ class ParseConfig(ConsumerStageConfig):
 
     @property
     def worker_count(self) -> int:
-        """``workers``, or one per core (at least one)."""
-        return self.workers or os.cpu_count() or 1
+        """``workers``, or one per core this process may run on (its CPU affinity, which a
+        cpuset or ``taskset`` narrows; a container's CPU quota is not seen: set ``workers``)."""
+        if self.workers:
+            return self.workers
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0)) or 1
+        return os.cpu_count() or 1
 
 
 class DedupConfig(ConsumerStageConfig):
@@ -591,7 +600,7 @@ def _problem(item: Any) -> str:
     return f"{key}: {message}" + (f" (from {source})" if source else "")
 
 
-def _format_validation_error(path: Path | None, error: ValidationError) -> list[str]:
+def _format_validation_error(error: ValidationError) -> list[str]:
     """One line per problem, each naming its dotted key (``fetch.timeout: must be ...``)."""
     return [_problem(item) for item in error.errors()]
 
@@ -619,6 +628,22 @@ def _unique_keys(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = F
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_keys)
+
+
+def _unknown_env_sections() -> list[str]:
+    """``INGESTOR_*`` variables naming no section: pydantic-settings ignores them silently, so
+    a typo (``INGESTOR_FECTH__PROXY``) would leave the setting at its default unnoticed."""
+    sections = list(Settings.model_fields)
+    problems = []
+    for name in sorted(os.environ):
+        if not name.upper().startswith("INGESTOR_"):
+            continue
+        section = name[len("INGESTOR_") :].split("__", 1)[0].lower()
+        if section not in sections:
+            close = difflib.get_close_matches(section, sections, n=1)
+            hint = f" (did you mean INGESTOR_{close[0].upper()}?)" if close else ""
+            problems.append(f"{name}: no config section {section!r}{hint}")
+    return problems
 
 
 def _read_yaml(path: Path) -> Any:
@@ -657,8 +682,14 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def load_settings(path: Path | str | None = None, *, overrides: dict[str, Any] | None = None) -> Settings:
-    """Read, merge and validate; raise ConfigError with every problem listed by key."""
+def load_settings(
+    path: Path | str | None = None, *, overrides: dict[str, Any] | None = None, check_files: bool = True
+) -> Settings:
+    """Read, merge and validate; raise ConfigError with every problem listed by key.
+
+    ``check_files=False`` skips the readability of ``*file`` keys, for a config validated away
+    from the machine it is for (a Kubernetes ConfigMap whose CA file is a mounted Secret).
+    """
     data: dict[str, Any] = {}
     file_path = Path(path) if path is not None else None
     if file_path is not None:
@@ -670,12 +701,17 @@ def load_settings(path: Path | str | None = None, *, overrides: dict[str, Any] |
         data = loaded
     if overrides:
         data = _merge(data, overrides)
+    if unknown := _unknown_env_sections():
+        raise ConfigError(*unknown)
+    token = _CHECK_FILES.set(check_files)
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(*_format_validation_error(file_path, exc)) from None
+        raise ConfigError(*_format_validation_error(exc)) from None
     except SettingsError as exc:  # an INGESTOR_* variable whose JSON does not parse
         field = re.search(r'field "([^"]+)"', str(exc))
         name = f"INGESTOR_{field.group(1).upper()}" if field else "an INGESTOR_* variable"
         key = field.group(1) if field else "(environment)"
         raise ConfigError(f"{key}: {name} is not valid JSON (lists and sections take JSON)") from None
+    finally:
+        _CHECK_FILES.reset(token)

@@ -83,9 +83,9 @@ def refuse_auto_creation(client: Any) -> None:
     Its metadata refresh (its own task, or the caller's for ``topics()``) runs with the context
     flag cleared, so other clients in the process keep their behaviour.
     """
-    if not _install_metadata_guard() or getattr(client, "ingestor_no_auto_create", False):
+    update: Callable[[Any, Any], Awaitable[Any]] | None = getattr(client, "_metadata_update", None)
+    if update is None or getattr(client, "ingestor_no_auto_create", False) or not _install_metadata_guard():
         return
-    update: Callable[[Any, Any], Awaitable[Any]] = client._metadata_update
 
     async def without_auto_creation(cluster_metadata: Any, topics: Any) -> Any:
         token = _METADATA_AUTO_CREATE.set(False)

@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from ingestor.broker import EmbeddedBroker, read_records
-from ingestor.config import Settings
+from ingestor.config import Settings, TopicsConfig
 from ingestor.consumer_loop import ConsumeLoop
 from ingestor.kafka import KafkaConnection, ensure_topics
 from ingestor.ops import OpsServer
@@ -38,6 +38,26 @@ class Stage(Protocol):
 
 class TopicLayoutError(RuntimeError):
     """news.items and news.published differ in partitions: dedup would publish twice."""
+
+
+class TopicsMissing(KafkaError):  # type: ignore[misc]  # aiokafka is untyped
+    """topics.create is false and a pipeline topic is not there (yet).
+
+    A KafkaError, so start-up waits for it like for a broker outage: the topic Job may simply
+    not have run yet.  Starting the stages instead would have their clients ask for the
+    topics, and a broker with auto.create.topics.enable create them with its own layout.
+    """
+
+
+async def require_topics(connection: KafkaConnection, topics: TopicsConfig) -> None:
+    """Raise TopicsMissing unless every pipeline topic exists (asked without creating any)."""
+    wanted = [topics.feeds, topics.raw, topics.items, topics.published, topics.dlq]
+    missing = await connection.missing_topics(wanted)
+    if missing:
+        raise TopicsMissing(
+            f"{', '.join(missing)} not on {connection.bootstrap_servers}; topics.create is false, so "
+            "the daemon waits for them (kafka-topics, the topic Job) rather than have them auto-created"
+        )
 
 
 def build_stage(name: StageName, settings: Settings, connection: KafkaConnection) -> Stage:
@@ -160,6 +180,8 @@ class Daemon:
                     )
                     if created:
                         log.info("topics_created", topics=created, partitions=self.settings.topics.partitions)
+                else:
+                    await require_topics(self.connection, self.settings.topics)
                 if "dedup" in self.stage_names:
                     await check_copartitioned(self.connection, self.settings)
         for name in self.stage_names:

@@ -85,8 +85,13 @@ _MAX_ANCESTORS: Final = 12
 def declared_published(tree: LexborHTMLParser, zone: tzinfo) -> datetime | None:
     """The publication time declared in microdata or a ``<meta>`` name, for pages whose
     JSON-LD/OpenGraph date is missing or a placeholder."""
+    head = tree.head or tree.root
     for selector in _PUBLISHED_SEL:
-        for node in tree.css(selector)[:3]:
+        # microdata may sit anywhere; <meta> names only in the head (a cheap search)
+        scope = head if selector.startswith("meta") else tree.root
+        if scope is None:
+            continue
+        for node in scope.css(selector)[:3]:
             if _in_nested_item(node):
                 continue
             value = node.attributes.get("content") or node.attributes.get("datetime")
@@ -133,6 +138,11 @@ def _markup_facts(region: LexborNode, zone: tzinfo, out: ArticleText) -> None:
             out.updated_at = out.updated_at or when
         else:
             out.published_at = out.published_at or when
+    _markup_byline(region, zone, out)
+
+
+def _markup_byline(region: LexborNode, zone: tzinfo, out: ArticleText) -> None:
+    """The first byline in ``region`` that is not in comments or a form."""
     for anode in region.css('[rel~=author], [itemprop~=author], [class*=byline], [class*="author"]'):
         # an author item's own name when it has one (a byline block also holds dates, links)
         named = anode.css_first('[itemprop~="name"]')
@@ -172,7 +182,7 @@ def extract_article(html: str, tree: LexborHTMLParser, meta: PageMeta, zone: tzi
         # the byline often sits in the page header above <article>; dates there stay unread
         # (a header's clock is rarely the article's)
         outer = ArticleText()
-        _markup_facts(tree.body, zone, outer)
+        _markup_byline(tree.body, zone, outer)
         out.authors = outer.authors
     body_lines: list[str] = []
     # trafilatura walks every element in Python (a million tiny elements: ~35 s); a page with

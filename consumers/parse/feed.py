@@ -31,7 +31,7 @@ from .clean import clean_url
 from .document import ParseError, RawDocument
 from .htmltext import html_to_text, normalize_text
 from .live_split import split_live_entry
-from .safety import check_xml_safety
+from .safety import check_html_nesting, check_xml_safety
 
 _HTML_TYPES: Final = ("text/html", "application/xhtml+xml", "html", "xhtml")
 _SPACES: Final = re.compile(r"\s+")
@@ -144,7 +144,12 @@ def _is_html(detail: Mapping[str, Any] | None) -> bool:
 def _text(value: str | None, *, html: bool) -> str:
     if not value:
         return ""
-    return html_to_text(value) if html else normalize_text(value)
+    if not html:
+        return normalize_text(value)
+    # Every entry's HTML passes here before lexbor sees it (live splitting reuses it after);
+    # nesting deep enough to stall lexbor is hostile, so it refuses the whole feed.
+    check_html_nesting(value, "HTML in a feed entry")
+    return html_to_text(value)
 
 
 def _one_line(value: str) -> str:

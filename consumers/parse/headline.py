@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from selectolax.lexbor import LexborHTMLParser
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from consumers.parse.furniture import normalize_headline
 from consumers.parse.page_meta import PageMeta, jsonld_types, main_jsonld, names_of
@@ -208,8 +208,15 @@ def host_names(meta: PageMeta, url: str) -> set[str]:
     return _host_labels(url) | (_host_labels(meta.canonical) if meta.canonical else set())
 
 
+def _head(tree: LexborHTMLParser) -> LexborNode | None:
+    """Where ``<meta>`` and ``<title>`` live: searching the head, not a body of a million
+    elements, keeps these look-ups cheap on any page."""
+    return tree.head or tree.root
+
+
 def _meta_content(tree: LexborHTMLParser, selector: str) -> str:
-    node = tree.css_first(selector)
+    head = _head(tree)
+    node = head.css_first(selector) if head is not None else None
     value = node.attributes.get("content") if node is not None else None
     return " ".join(html.unescape(value).split()) if value else ""
 
@@ -312,16 +319,24 @@ def _candidates(tree: LexborHTMLParser, meta: PageMeta) -> list[str]:
     out.append(
         _meta_content(tree, 'meta[property="og:title"]') or _meta_content(tree, 'meta[name="og:title"]')
     )
-    h1s = [node.text(deep=True) for node in tree.css("h1")[:_MAX_H1]]
+    # one walk of the body for both: h1s, and the first microdata headline
+    h1s: list[str] = []
+    itemprop = ""
+    for node in tree.css('h1, [itemprop~="headline"]'):
+        if node.tag == "h1" and len(h1s) < _MAX_H1:
+            h1s.append(node.text(deep=True))
+        if not itemprop and "headline" in (node.attributes.get("itemprop") or "").split():
+            itemprop = node.attributes.get("content") or node.text(deep=True)
+        if len(h1s) >= _MAX_H1 and itemprop:
+            break
     out.extend(h1s + [""] * (_MAX_H1 - len(h1s)))
-    itemprop = tree.css_first('[itemprop~="headline"]')
-    if itemprop is not None:
-        out.append(itemprop.attributes.get("content") or itemprop.text(deep=True))
+    out.append(itemprop)
     out.append(
         _meta_content(tree, 'meta[name="twitter:title"]')
         or _meta_content(tree, 'meta[property="twitter:title"]')
     )
-    title = tree.css_first("title")
+    head = _head(tree)
+    title = head.css_first("title") if head is not None else None
     out.append(title.text(deep=True) if title is not None else "")
     return [" ".join(html.unescape(c or "").split())[:_MAX_TITLE] for c in out]
 

@@ -39,8 +39,8 @@ __all__ = ["parse_html_page", "split_live_fragments"]
 _MIN_INTRO_CHARS = 40
 #: Repeated post blocks make a live page only when there are at least this many of them.
 _MIN_UNDECLARED_POSTS: Final = 2
-#: Undeclared post blocks whose text is at least this share link text are a list of links.
-_MAX_LINK_SHARE: Final = 0.5
+#: Undeclared post blocks with less than this share of the page's text are a teaser list.
+_MIN_POSTS_SHARE: Final = 0.1
 
 
 def _newest_first(frags: list[Fragment]) -> list[Fragment]:
@@ -67,21 +67,24 @@ def split_live_fragments(
     if frags:
         return _newest_first(frags), nodes
     frags, nodes = block_fragments(tree, zone, doc.fetched_at)
-    if len(frags) < _MIN_UNDECLARED_POSTS or _mostly_links(nodes):
+    if len(frags) < _MIN_UNDECLARED_POSTS or _minor_share(frags, tree):
         # one dated block on a page that declares no live blog is an article's own block
-        # (CMS ids such as Drupal's "block-…"), not a live page of one post; dated blocks
-        # that are mostly link text are a "more stories" list beside an article
+        # (CMS ids such as Drupal's "block-…"), not a live page of one post; a few dated
+        # teasers that are a sliver of the page's text are a "more stories" list beside an
+        # article, which must stay one article item
         return [], []
     return _newest_first(frags), nodes
 
 
-def _mostly_links(nodes: list[LexborNode]) -> bool:
-    """Whether the text of ``nodes`` is mostly the text of their links."""
-    total = linked = 0
-    for node in nodes:
-        total += len(node.text(deep=True, strip=True))
-        linked += sum(len(a.text(deep=True, strip=True)) for a in node.css("a"))
-    return total > 0 and linked >= _MAX_LINK_SHARE * total
+def _minor_share(frags: list[Fragment], tree: LexborHTMLParser) -> bool:
+    """Whether undeclared posts hold under ``_MIN_POSTS_SHARE`` of the page's visible text
+    (a live page is mostly its posts; a sidebar of teasers is not)."""
+    body = tree.body
+    if body is None:
+        return False
+    page_chars = sum(len(word) + 1 for word in body.text(deep=True).split())
+    post_chars = sum(len(f.body) + len(f.title or "") for f in frags)
+    return page_chars > 0 and post_chars < _MIN_POSTS_SHARE * page_chars
 
 
 #: Earlier than this, a "published" date is a placeholder ("0001-01-01T00:00:00Z") or a typo.

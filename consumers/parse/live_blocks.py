@@ -27,6 +27,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from consumers.parse.dates import (
     CLOCK_RE,
+    MAX_DATE_TEXT,
     clock_pattern,
     find_human_date,
     parse_clock,
@@ -55,23 +56,37 @@ __all__ = [
     "read_time",
 ]
 
+# Runs of spaces and separators are possessive (``*+``) wherever what follows cannot start
+# with the characters the run reads, so there is one way to match any text; and every
+# pattern that reads page text runs on a capped length (see the callers).
 _UPDATED_WORD: Final = (
-    r"(?:last\s+updated|updated|upd\.?|edited|оновлено|обновлено|змінено|aktualisiert|actualizado|"
-    r"mis\s+à\s+jour)"
+    r"(?:last\s++updated|updated|upd\.?|edited|оновлено|обновлено|змінено|aktualisiert|actualizado|"
+    r"mis\s++à\s++jour)"
 )
 _UPDATED_TEXT: Final = re.compile(
-    rf"{_UPDATED_WORD}\s*(?:at|о|в|um|a\s+las|à|:)?\s*:?\s*(?P<rest>.{{0,60}})", re.IGNORECASE
+    rf"{_UPDATED_WORD}\s*+(?:at|о|в|um|a\s++las|à|:)?\s*+:?\s*+(?P<rest>.{{0,60}})", re.IGNORECASE
 )
 _UPDATED_HINTS: Final = ("upd", "edited", "оновл", "обновл", "змін", "aktualis", "actualiz", "mis à")
+#: An "8:00 · Updated 8:15" line.  The separators before the word used to be read by three
+#: overlapping runs (digits-and-separators, separators, spaces): a 31 KB paragraph of
+#: "- - " was tried at every split of the run (n**2).  The first run covers what the
+#: others read, so each run is possessive; and only lines under _MAX_UPDATED_LINE are tried.
 _UPDATED_LINE: Final = re.compile(
-    rf"^[\s·|,–—\-\d:.]*(?:[AaPp]\.?[Mm]\.?)?[\s·|,–—-]*[(\[]?\s*{_UPDATED_WORD}\b.{{0,70}}$", re.IGNORECASE
+    rf"^[\s·|,–—\-\d:.]*+(?:[AaPp]\.?[Mm]\.?)?[\s·|,–—-]*+[(\[]?\s*+{_UPDATED_WORD}\b.{{0,70}}$",
+    re.IGNORECASE,
 )
+_MAX_UPDATED_LINE: Final = 80
 _HAS_WORD: Final = re.compile(r"[^\W\d_]{3,}")
-_CLOCK_ONLY_ATTR: Final = re.compile(rf"^\s*{clock_pattern()}\s*$")
-_CLOCK_LINE: Final = re.compile(rf"^\s*{clock_pattern()}\s*(?:[A-Z]{{2,5}})?\s*$")
-_POST_ID: Final = re.compile(
-    r"(?:post|block|entry|update|item|event|lb|live|msg)[-_]?[\w-]+|[\w-]*\d[\w-]{5,}", re.I
-)
+_CLOCK_ONLY: Final = re.compile(clock_pattern())
+_CLOCK_LINE: Final = re.compile(rf"^\s*+{clock_pattern()}\s*+(?:[A-Z]{{2,5}}\s*+)?$")
+#: A clock on a line of its own ("10:15", "8:36 a.m. EST") is short.
+_MAX_CLOCK_LINE: Final = 40
+#: An anchor-like id: a post prefix, or a digit with at least five id characters after it.
+#: Read as "all id characters" plus two anchored checks: the old
+#: ``[\w-]*\d[\w-]{5,}`` tried every digit against every length (n**2 on a long number).
+_ID_CHARS: Final = re.compile(r"[\w-]+")
+_POST_PREFIX: Final = re.compile(r"(?:post|block|entry|update|item|event|lb|live|msg)(?=[\w-])", re.I)
+_DIGIT: Final = re.compile(r"\d")
 _BY_PREFIX: Final = re.compile(r"^\s*(?:by|von|por|par|від|автори?|авторы?|автор)\s*:?\s+", re.IGNORECASE)
 _HEADLINE_SEL: Final = "h1, h2, h3, h4, h5, [itemprop~=headline], [class*=headline], [class*=post-title]"
 _AUTHOR_SEL: Final = (
@@ -113,7 +128,8 @@ def read_time(node: LexborNode, zone: tzinfo) -> tuple[datetime | None, time | N
         or node.attributes.get("data-timestamp")
     )
     if attr:
-        clock_only = _CLOCK_ONLY_ATTR.match(attr)
+        stripped = attr.strip()
+        clock_only = _CLOCK_ONLY.fullmatch(stripped) if len(stripped) <= _MAX_CLOCK_LINE else None
         if clock_only is not None:
             return None, parse_clock(clock_only)
         if attr.strip().isdigit() and len(attr.strip()) in (10, 13):
@@ -123,7 +139,8 @@ def read_time(node: LexborNode, zone: tzinfo) -> tuple[datetime | None, time | N
         when = parse_machine_datetime(attr, zone)
         if when is not None:
             return when, None
-    text = node.text(deep=True, separator=" ")
+    # A stamp is short: read no more of the element's text than a date reader would.
+    text = node.text(deep=True, separator=" ")[:MAX_DATE_TEXT]
     human = find_human_date(text)
     if human is not None and human.clock is not None:
         return human.to_datetime(zone), None
@@ -154,14 +171,21 @@ def _anchor_of(node: LexborNode) -> str | None:
     inner = node.css_first("[id]")
     if inner is not None:
         value = inner.attributes.get("id") or ""
-        if _POST_ID.fullmatch(value):
+        if _is_post_id(value):
             return value
     link = node.css_first('a[href^="#"]')
     if link is not None:
         href = (link.attributes.get("href") or "")[1:]
-        if href and _POST_ID.fullmatch(href):
+        if href and _is_post_id(href):
             return href
     return None
+
+
+def _is_post_id(value: str) -> bool:
+    """Whether ``value`` looks like a post's anchor ("post-123", "lb-abc", "a1b2c3d4")."""
+    if _ID_CHARS.fullmatch(value) is None:
+        return False
+    return _POST_PREFIX.match(value) is not None or _DIGIT.search(value, 0, len(value) - 5) is not None
 
 
 def clean_paragraphs(text: str, title: str) -> list[str]:
@@ -174,9 +198,9 @@ def clean_paragraphs(text: str, title: str) -> list[str]:
             continue
         if is_boilerplate_line(line) or is_audio_note(line) or is_caption(line):
             continue
-        if _UPDATED_LINE.match(line) and len(line) < 80:
+        if len(line) < _MAX_UPDATED_LINE and _UPDATED_LINE.match(line):
             continue
-        if _CLOCK_LINE.match(line) or parse_authors_line(line) is not None:
+        if (len(line) <= _MAX_CLOCK_LINE and _CLOCK_LINE.match(line)) or parse_authors_line(line) is not None:
             continue
         if len(line) < 40 and _HAS_WORD.search(line) is None:  # "8:00 ·", "—", "1/3"
             continue

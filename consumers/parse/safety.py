@@ -43,6 +43,14 @@ and harmless: expat's parameter-entity parsing is off, so it is never read, and
 feedparser replaces the DOCTYPE anyway.  Harmless internal entities (``<!ENTITY copy
 "&#169;">``) keep working.  The screen is one expat pass plus a few byte scans: linear in
 the input, and it keeps no tree.
+
+**HTML: count nesting the way the tree builder nests.**  lexbor's tree builder is
+quadratic in nesting depth, so every HTML fragment (a page, and the HTML in every feed
+entry and JSON Feed ``content_html``) is refused as "malformed" before lexbor sees it when
+the tree it would build is deeper than :data:`MAX_HTML_DEPTH`.  The depth is not guessed
+from tag counts (stray end tags and ruby tags talked the old estimate down): a linear
+scan follows the HTML5 tree-construction rules that decide nesting and yields an upper
+bound of the real depth (see :class:`_HtmlDepth`; the tests hold it to lexbor's tree).
 """
 
 from __future__ import annotations
@@ -285,6 +293,28 @@ _HTML_POINTS: Final = _words("svg:foreignobject svg:desc svg:title")
 _ANNOTATION: Final = "math" + _NS + "annotation-xml"
 _HTML_ANNOTATION_POINT: Final = _ANNOTATION + _NS + "html"
 _MARKER: Final = -1
+#: Start and end tags with rules of their own; any other is a plain element (see run()).
+_HANDLED_START: Final = (
+    _words(
+        "html body head svg math table select input form li dd dt rb rtc rp rt button option optgroup "
+        "a nobr applet marquee object template script plaintext"
+    )
+    | _TABLE_PARTS
+    | _VOID
+    | _CLOSES_P
+    | _FORMATTING
+    | _RAWTEXT
+)
+_HANDLED_END: Final = (
+    _words(
+        "html body head p br li dd dt form applet marquee object table tbody thead tfoot tr td th "
+        "caption template colgroup option optgroup frameset"
+    )
+    | _HEADINGS
+    | _BLOCK_END
+    | _FORMATTING
+    | _VOID
+)
 _GONE: Final = "#gone"
 #: What the open elements are indexed by: scope boundaries, specials, table contexts, and
 #: what stops the search for an open <li>/<dd>/<dt>.
@@ -383,13 +413,16 @@ class _HtmlDepth:
     def _push(self, name: str) -> int:
         depth = (self.depths[-1] if self.depths else 2) + 1
         self._created(depth)
-        self.next_id += 1
         index = len(self.names)
+        ident = 0
+        if name in _FORMATTING:  # only the active formatting list needs to find elements
+            self.next_id += 1
+            ident = self.next_id
+            self.index_of[ident] = index
         self.names.append(name)
         self.depths.append(depth)
-        self.ids.append(self.next_id)
+        self.ids.append(ident)
         self.html_at.append(index if _NS not in name else (self.html_at[-1] if self.html_at else -1))
-        self.index_of[self.next_id] = index
         positions = self.where.get(name)
         if positions is None:
             self.where[name] = [index]
@@ -397,7 +430,7 @@ class _HtmlDepth:
             positions.append(index)
         for scope in _MEMBERSHIP.get(name, ()):
             self.marks[scope].append(index)
-        return self.next_id
+        return ident
 
     def _leaf(self) -> None:
         self._created((self.depths[-1] if self.depths else 2) + 1)
@@ -411,7 +444,9 @@ class _HtmlDepth:
                 where[name].pop()
                 for scope in _MEMBERSHIP.get(name, ()):
                     marks[scope].pop()
-            del self.index_of[self.ids[position]]
+            ident = self.ids[position]
+            if ident:
+                del self.index_of[ident]
         del names[index:], self.depths[index:], self.ids[index:], self.html_at[index:]
 
     def _remove(self, index: int) -> None:
@@ -425,6 +460,10 @@ class _HtmlDepth:
         for scope in _MEMBERSHIP.get(name, ()):
             self.marks[scope].remove(index)
         self.names[index] = _GONE
+        ident = self.ids[index]
+        if ident:  # a formatting element taken out is no longer open: it may be reopened
+            del self.index_of[ident]
+            self.ids[index] = 0
 
     def _find(self, name: str, scope: int) -> int:
         """Index of the nearest open ``name`` not behind a boundary of ``scope``, else -1."""
@@ -900,7 +939,7 @@ class _HtmlDepth:
             if lt > position:
                 if self.in_head and not html[position:lt].isspace():
                     self._leave_head()
-                if not self._foreign():
+                if self.formatting and not self._foreign():
                     self._reconstruct()
             following = html[lt + 1 : lt + 2]
             if following == "!":
@@ -954,9 +993,25 @@ class _HtmlDepth:
             if not match.group(4):
                 break  # a tag cut off by the end of the document is dropped
             position = match.end()
-            name = match.group(1).lower().replace("\x00", "\ufffd")
+            name = match.group(1).lower()
+            if "\x00" in name:
+                name = name.replace("\x00", "\ufffd")
+            names = self.names
+            # Most tags on a page are plain elements read by the in-body rules: done here.
+            plain = not self.in_head and (not names or _NS not in names[-1])
             if closing:
-                self._end_tag(name)
+                if plain and name not in _HANDLED_END:
+                    if names and names[-1] == name:
+                        self._pop_to(len(names) - 1)
+                    else:
+                        self._any_other_end(name)
+                else:
+                    self._end_tag(name)
+                continue
+            if plain and name not in _HANDLED_START:
+                if self.formatting:
+                    self._reconstruct()
+                self._push(name)
                 continue
             raw = self._start_tag(name, match.group(2), match.group(3).endswith("/"))
             if raw == "plaintext":
@@ -971,6 +1026,32 @@ class _HtmlDepth:
         return self.deepest
 
 
+#: A run of identical, attribute-quote-free ``<name>text</name>`` units (see _collapse_runs).
+_UNIT_RUN: Final = re.compile(r"(<([A-Za-z][A-Za-z0-9-]*)(?:[\t\n\f\r ][^<>\"'=]*)?>[^<>]*</\2>)\1{2,}")
+_NOT_COLLAPSIBLE: Final = (_HANDLED_START | _HANDLED_END) - _FORMATTING
+
+
+def _collapse_runs(html: str) -> str:
+    """Keep two copies of each run of identical ``<x>text</x>`` units of a plain or
+    formatting element: that is all the model needs.
+
+    From any state, one such unit leaves the parser in a state that a second unit leaves
+    unchanged (the first may reopen formatting elements, leave the head, break out of
+    SVG or close a stray ``<a>``; the second only opens and closes its own element), so
+    the rest of the run cannot change the depth.  The unit holds no quote, ``<`` or
+    ``>`` besides its own tags, so whatever tokenizer state the run starts in (text,
+    comment, raw text, an attribute value) ends the same after two copies.  Floods of
+    tiny elements, the cheap way to make a page huge, then cost the scan nothing.
+    """
+
+    def keep_two(run: re.Match[str]) -> str:
+        if run.group(2).lower() in _NOT_COLLAPSIBLE:
+            return run.group(0)
+        return run.group(1) * 2
+
+    return _UNIT_RUN.sub(keep_two, html)
+
+
 def html_nesting_depth(html: str, limit: int | None = None) -> int:
     """An upper bound of the depth of the tree an HTML5 parser builds from ``html``.
 
@@ -980,7 +1061,7 @@ def html_nesting_depth(html: str, limit: int | None = None) -> int:
     return _HtmlDepth(html, limit).run()
 
 
-def check_html_nesting(html: str) -> None:
+def check_html_nesting(html: str, what: str = "HTML") -> None:
     """Raise ParseError("malformed") for HTML nested deeper than :data:`MAX_HTML_DEPTH`.
 
     Every HTML fragment goes through this before lexbor sees it: pages, and the HTML in
@@ -990,4 +1071,7 @@ def check_html_nesting(html: str) -> None:
     """
     if html.count("<") * _LEVELS_PER_TAG + 3 <= MAX_HTML_DEPTH:
         return
-    html_nesting_depth(html, MAX_HTML_DEPTH)
+    try:
+        html_nesting_depth(_collapse_runs(html), MAX_HTML_DEPTH)
+    except ParseError as exc:
+        raise ParseError("malformed", f"{what}: {exc.message}") from None

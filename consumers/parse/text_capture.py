@@ -41,21 +41,27 @@ __all__ = ["looks_like_text_capture", "parse_text_capture", "stamped_fragments"]
 
 _SPACES: Final = re.compile(r"[ \t\u00a0\u2007\u202f\u2009\u200a\u3000]+")
 _INVISIBLE: Final = re.compile(r"[\u200b\u2060\ufeff\u00ad]")
+# Runs of spaces are possessive (``\s*+``) wherever the next token cannot start with a
+# space: one way to read any line, so a line that fails is given up after one pass.  Lines
+# keep whitespace that _clean_line does not fold (form feeds, U+2028...), and a pattern with
+# several ``\s*`` in a row would otherwise try every split of such a run (n**k steps).
 _CAPTURE_LINE: Final = re.compile(
-    r"^\s*(?:date|captured|capture\s+date|saved|дата)\s*:?\s*(?P<d>\d{4}-\d{2}-\d{2})\b\s*(?P<rest>.*)$",
+    r"^\s*+(?:date|captured|capture\s++date|saved|дата)\s*+:?\s*+(?P<d>\d{4}-\d{2}-\d{2})\b\s*+(?P<rest>.*)$",
     re.IGNORECASE,
 )
 _UPDATED_WORD: Final = (
-    r"(?:last\s+updated|updated|upd\.?|edited|оновлено|обновлено|змінено|aktualisiert|actualizado|"
-    r"mis\s+à\s+jour)"
+    r"(?:last\s++updated|updated|upd\.?|edited|оновлено|обновлено|змінено|aktualisiert|actualizado|"
+    r"mis\s++à\s++jour)"
 )
 _UPDATED_PART: Final = re.compile(
-    rf"^[\s·|,–—-]*[(\[]?\s*{_UPDATED_WORD}\s*(?:at|о|в|um|a\s+las|à)?\s*:?\s*(?:{clock_pattern('u')})?"
-    r"\s*[)\]]?\s*$",
+    rf"^[\s·|,–—-]*+[(\[]?\s*+{_UPDATED_WORD}\s*+(?:at|о|в|um|a\s++las|à)?\s*+:?\s*+(?:{clock_pattern('u')})?"
+    r"\s*+[)\]]?\s*+$",
     re.IGNORECASE,
 )
-_STAMP_CLOCK: Final = re.compile(rf"^\s*{clock_pattern()}(?P<rest>.*)$")
-_SENTENCE_END: Final = re.compile(r"[.!?:;\"'»”’)…]\s*$")
+#: An "(Updated: 10:15 AM)" part is short; longer text is not one, and is never matched.
+_MAX_UPDATED_PART: Final = 120
+_STAMP_CLOCK: Final = re.compile(rf"^\s*+{clock_pattern()}(?P<rest>.*)$")
+_SENTENCE_END: Final = frozenset(".!?:;\"'»”’)…")
 _MAX_TITLE: Final = 220
 
 
@@ -80,6 +86,8 @@ def _updated_clock(rest: str) -> tuple[bool, time | None]:
     """Whether ``rest`` is an (optionally empty) "Updated" part, and its clock if any."""
     if not rest.strip():
         return True, None
+    if len(rest) > _MAX_UPDATED_PART:
+        return False, None
     m = _UPDATED_PART.match(rest)
     if m is None:
         return False, None
@@ -118,7 +126,9 @@ def _paragraphs(lines: list[str]) -> list[str]:
                 current = []
             continue
         current.append(line)
-        if _SENTENCE_END.search(line) or len(line) < 60:
+        # The last non-space character, not a ``[.!?]\s*$`` search (which retries at every
+        # punctuation mark of the line).
+        if line.rstrip()[-1:] in _SENTENCE_END or len(line) < 60:
             out.append(" ".join(current))
             current = []
     if current:
@@ -182,7 +192,7 @@ def _entry_fragment(entry: _Entry, zone: tzinfo, bound: datetime) -> tuple[Fragm
     for line in entry.lines:
         if line and not content:
             ok, clock = _updated_clock(line)
-            if ok and clock is not None and _UPDATED_PART.match(line):
+            if ok and clock is not None:
                 updated_clock = updated_clock or clock
                 continue
         if line:

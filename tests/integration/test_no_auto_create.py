@@ -19,8 +19,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaTimeoutError
 
 from ingestor.config import KafkaConfig
-from ingestor.kafka import KafkaConnection
-from ingestor.runtime import TopicLayoutError, check_copartitioned
+from ingestor.kafka import KafkaConnection, ensure_topics
+from ingestor.runtime import TopicLayoutError, TopicsMissing, check_copartitioned, require_topics
 from tests.conftest import make_settings
 from tests.integration.kafka_helpers import create_topic, produce
 from tests.integration.test_example_consumer import _example
@@ -140,3 +140,14 @@ async def test_the_partition_refusal_says_how_to_recover(broker_address: str) ->
     )
     assert "set topics.partitions to 2" in message
     assert "Disable auto.create.topics.enable on production clusters" in message
+
+
+async def test_without_topics_create_the_daemon_waits_for_the_topics(broker_address: str) -> None:
+    """topics.create false: start-up asks whether the topics exist (creating none) and waits."""
+    settings = make_settings(broker_address, topics={"create": False})
+    connection = KafkaConnection(broker_address, settings.kafka)
+    with pytest.raises(TopicsMissing, match=f"{settings.topics.feeds}, {settings.topics.raw}, "):
+        await require_topics(connection, settings.topics)
+    assert not await _exists(broker_address, settings.topics.raw)
+    await ensure_topics(connection, settings.topics)  # what the operator's topic Job does
+    await require_topics(connection, settings.topics)

@@ -90,7 +90,7 @@ def _fit_groups(prefix: str, date: str, sep: str, limit: int) -> int:
 
 # --- plain-text captures -------------------------------------------------------------------
 
-_CAPTURE_HEAD = (
+CAPTURE_HEAD = (
     "date 2024-11-04 Skip to content\nHarbour cranes idle as dockworkers weigh new offer\n\n"
     "Dockworkers at the northern terminal left their cranes idle for a second day on Monday.\n\n"
 )
@@ -99,7 +99,7 @@ _CAPTURE_HEAD = (
 def text_stamp_dates(size: int, date: str = DATES[0], sep: str = ", -", *, clock: bool = False) -> Hostile:
     """Stamp-length lines (under 90 characters) made of a date and separator groups."""
     line = date_phrase(date, sep, _fit_groups("", date, sep, 88), clock=clock)[:88] + "\n"
-    body = _CAPTURE_HEAD + _repeat_to(line + "Ferry service resumes after storm.\n", size)
+    body = CAPTURE_HEAD + _repeat_to(line + "Ferry service resumes after storm.\n", size)
     return Hostile(body.encode(), "text/plain; charset=utf-8")
 
 
@@ -114,18 +114,18 @@ def text_bylines(size: int, date: str = DATES[2], sep: str = ", -", *, clock: bo
 def text_long_date_line(size: int, date: str = DATES[0], sep: str = ", -", *, clock: bool = True) -> Hostile:
     """One line of ``size`` characters: a date (and clock) followed by separator groups."""
     line = date_phrase(date, sep, max(1, size // max(1, len(sep))), clock=clock)
-    return Hostile((_CAPTURE_HEAD + line + "\n").encode(), "text/plain; charset=utf-8")
+    return Hostile((CAPTURE_HEAD + line + "\n").encode(), "text/plain; charset=utf-8")
 
 
 def text_updated_spaces(size: int, space: str = "\x0c", word: str = "Updated") -> Hostile:
     """An entry whose first line is "Updated" and a long run of whitespace the cleaner keeps."""
-    body = _CAPTURE_HEAD + "1:10 AM\n" + word + space * size + "x\nFerry service resumes.\n"
+    body = CAPTURE_HEAD + "1:10 AM\n" + word + space * size + "x\nFerry service resumes.\n"
     return Hostile(body.encode(), "text/plain; charset=utf-8")
 
 
 def text_authors_spaces(size: int, space: str = "\x0c") -> Hostile:
     """An "Authors:" line whose names end in a long run of whitespace before more text."""
-    body = _CAPTURE_HEAD + "Authors: Olena Hrytsenko" + space * size + "x\n"
+    body = CAPTURE_HEAD + "Authors: Olena Hrytsenko" + space * size + "x\n"
     return Hostile(body.encode(), "text/plain; charset=utf-8")
 
 
@@ -137,20 +137,20 @@ def text_capture_line_spaces(size: int, space: str = "\x0c") -> Hostile:
 
 def text_separator_run(size: int, sep: str = "- - ") -> Hostile:
     """An entry's first line of ``size`` characters of separators (an ornament line)."""
-    body = _CAPTURE_HEAD + "1:10 AM\n" + _repeat_to(sep, size) + "\nFerry service resumes.\n"
+    body = CAPTURE_HEAD + "1:10 AM\n" + _repeat_to(sep, size) + "\nFerry service resumes.\n"
     return Hostile(body.encode(), "text/plain; charset=utf-8")
 
 
 def text_timelike(size: int, unit: str = "1:00") -> Hostile:
     """Long lines of digits, colons and dots that look like clock times."""
     lines = _repeat_to(unit, min(size, 4000)) + "\n"
-    body = _CAPTURE_HEAD + "1:10 AM\nFerry service resumes.\n" + _repeat_to(lines, size)
+    body = CAPTURE_HEAD + "1:10 AM\nFerry service resumes.\n" + _repeat_to(lines, size)
     return Hostile(body.encode(), "text/plain; charset=utf-8")
 
 
 def text_caption_parens(size: int, unit: str = "(a / b) ") -> Hostile:
     """A paragraph of parenthesised credits that ends like a photo caption."""
-    body = _CAPTURE_HEAD + _repeat_to(unit, size) + "(Photo via Wire)\n"
+    body = CAPTURE_HEAD + _repeat_to(unit, size) + "(Photo via Wire)\n"
     return Hostile(body.encode(), "text/plain; charset=utf-8")
 
 
@@ -247,30 +247,34 @@ def _rss(items: str, prolog: str = '<?xml version="1.0" encoding="utf-8"?>') -> 
     )
 
 
-def rss_live_entry(size: int, date: str = DATES[0], sep: str = ", -", *, clock: bool = False) -> Hostile:
-    """An RSS feed whose entry descriptions are live blogs with date-and-separator stamps."""
-    line = date_phrase(date, sep, _fit_groups("", date, sep, 88), clock=clock)[:88]
-    content = f"<p>10:05</p><p>Ferry service resumes.</p><p>{line}</p><p>10:00</p><p>Bridge reopens.</p>"
+#: One feed entry's content is at most this long, so a big feed has entries of realistic
+#: number (feedparser's per-entry cost is not what these documents probe).
+_ENTRY_CONTENT: int = 32_000
+
+
+def _rss_items(content_unit: str, size: int, *, wrap: tuple[str, str] = ("", "")) -> str:
+    content = wrap[0] + _repeat_to(content_unit, min(size, _ENTRY_CONTENT)) + wrap[1]
     item = (
-        "<item><title>Live: harbour strike</title><link>https://hostile.example/live</link>"
+        "<item><title>Live: harbour strike</title><link>https://hostile.example/live/{n}</link>"
         f"<guid>live-{{n}}</guid><description>{html.escape(content)}</description></item>"
     )
     count = max(1, size // len(item))
-    items = "".join(item.replace("{n}", str(i)) for i in range(count))
-    return Hostile(_rss(items).encode(), "application/rss+xml; charset=utf-8")
+    return "".join(item.replace("{n}", str(i)) for i in range(count))
+
+
+def rss_live_entry(size: int, date: str = DATES[0], sep: str = ", -", *, clock: bool = False) -> Hostile:
+    """An RSS feed whose entries are live blogs of stamped paragraphs, each update holding a
+    stamp-length line of a date and separator groups."""
+    line = date_phrase(date, sep, _fit_groups("", date, sep, 88), clock=clock)[:88]
+    unit = f"<p>10:05</p><p>Ferry service resumes.</p><p>{html.escape(line)}</p>"
+    return Hostile(_rss(_rss_items(unit, size)).encode(), "application/rss+xml; charset=utf-8")
 
 
 def rss_time_entry(size: int, date: str = DATES[2], sep: str = ", -", *, clock: bool = False) -> Hostile:
     """An RSS feed whose entries hold ``<time>`` blocks with a date and separator groups."""
     stamp = date_phrase(date, sep, _fit_groups("", date, sep, 200), clock=clock)
-    block = '<div class="upd"><time>{s}</time><p>Morning ferries left on schedule after a pause.</p></div>'
-    content = '<div class="live">' + block.format(s=html.escape(stamp)) * 2 + "</div>"
-    item = (
-        "<item><title>Live: harbour strike</title><link>https://hostile.example/live</link>"
-        f"<guid>live-{{n}}</guid><description>{html.escape(content)}</description></item>"
-    )
-    count = max(1, size // len(item))
-    items = "".join(item.replace("{n}", str(i)) for i in range(count))
+    unit = f'<div class="upd"><time>{html.escape(stamp)}</time><p>Morning ferries left on time.</p></div>'
+    items = _rss_items(unit, size, wrap=('<div class="live">', "</div>"))
     return Hostile(_rss(items).encode(), "application/rss+xml; charset=utf-8")
 
 

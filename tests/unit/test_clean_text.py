@@ -544,3 +544,17 @@ def test_normalised_forms_are_left_alone() -> None:
     # Decoding must not normalise Unicode: a decomposed é stays decomposed.
     decomposed = unicodedata.normalize("NFD", "caf\u00e9 &amp; bar")
     assert clean_text(decomposed) == unicodedata.normalize("NFD", "caf\u00e9 & bar")
+
+
+def test_microdata_headline_given_only_as_meta_content() -> None:
+    posts = "".join(
+        f"""<div itemprop="liveBlogUpdate" itemscope itemtype="https://schema.org/BlogPosting" id="m{n}">
+        <meta itemprop="headline" content="It&amp;amp;#39;s update {n}">
+        <time itemprop="datePublished" datetime="2024-11-04T1{n}:00:00Z">1{n}:00</time>
+        <div itemprop="articleBody"><p>Body of update {n}, with enough words to be a post.</p></div></div>"""
+        for n in range(2)
+    )
+    page = f"""<html lang="en"><head><link rel="canonical" href="https://news.test/live"></head><body>
+    <div itemscope itemtype="https://schema.org/LiveBlogPosting">{posts}</div></body></html>"""
+    items = [i for i in parse(page, url="https://news.test/live") if i.kind == "live_update"]
+    assert [i.title for i in items] == ["It's update 1", "It's update 0"]

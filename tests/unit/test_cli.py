@@ -204,3 +204,19 @@ def test_the_connect_timeout_comes_from_config_or_environment(tmp_path: Path) ->
     assert (
         _one_line(result.stderr) == f"ingestor tail: cannot reach the broker at 127.0.0.1:{port} within 1.5 s"
     )
+
+
+def test_an_unusable_ca_file_is_a_config_error_not_an_outage(tmp_path: Path) -> None:
+    """Readable, so the loader lets it through, but not a CA bundle: the first client built says
+    which key and file, exit 2, instead of retrying it as an unreachable broker."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not a certificate\n")
+    port = _closed_port()
+    (tmp_path / "config.yaml").write_text(
+        f"kafka: {{bootstrap_servers: '127.0.0.1:{port}', security_protocol: SSL, ssl_cafile: {ca}}}\n"
+    )
+    for command in (["tail", "news.published"], ["run", "--stage", "parse"]):
+        result = ingestor(*command, "--config", str(tmp_path / "config.yaml"), cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        line = _one_line(result.stderr)  # the daemon's log lines go to stdout
+        assert line.startswith(f"ingestor: config: kafka.ssl_cafile: {ca}: cannot be used: ")

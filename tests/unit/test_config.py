@@ -246,3 +246,32 @@ def test_an_unusable_ssl_file_is_a_config_error_not_a_broker_outage(tmp_path: Pa
     connection = KafkaConnection("127.0.0.1:1", KafkaConfig(security_protocol="SSL", ssl_cafile=garbage))
     with pytest.raises(ConfigError, match=rf"^kafka.ssl_cafile: {garbage}: cannot be used"):
         connection.client_kwargs()
+
+
+def test_environment_typos_are_errors_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INGESTOR_FECTH__PROXY", "http://proxy:3128")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None)
+    assert caught.value.problems == [
+        "INGESTOR_FECTH__PROXY: no config section 'fecth' (did you mean INGESTOR_FETCH?)"
+    ]
+    monkeypatch.delenv("INGESTOR_FECTH__PROXY")
+    monkeypatch.setenv("INGESTOR_FETCH__CONECT_TIMEOUT", "5")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None)
+    assert caught.value.problems == [
+        "fetch.conect_timeout: unknown key (did you mean 'connect_timeout'?) "
+        "(from INGESTOR_FETCH__CONECT_TIMEOUT)"
+    ]
+
+
+def test_file_checks_can_be_skipped_for_a_config_meant_for_another_machine(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("kafka: {ssl_cafile: /etc/news-ingestor/kafka-ca/ca.crt}\n")
+    with pytest.raises(ConfigError, match="no such file"):
+        load_settings(path)
+    assert (
+        str(load_settings(path, check_files=False).kafka.ssl_cafile) == "/etc/news-ingestor/kafka-ca/ca.crt"
+    )
+    with pytest.raises(ConfigError, match="no such file"):  # and only for that call
+        load_settings(path)

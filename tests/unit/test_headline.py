@@ -17,6 +17,7 @@ from selectolax.lexbor import LexborHTMLParser
 import consumers.parse.article as article
 from consumers.parse import ParseError, RawDocument, parse_document
 from consumers.parse.headline import choose_title, clean_authors
+from consumers.parse.live_blocks import block_fragments
 from consumers.parse.page_meta import read_page_meta
 
 URL = "https://www.riverside-courier.example/news/2024/11/04/bridge-reopens"
@@ -259,7 +260,11 @@ def test_comment_form_author_field_is_not_a_byline() -> None:
 def test_placeholder_published_date_falls_back_to_microdata() -> None:
     html = page(
         og_title="Bridge reopens after two years",
-        jsonld={"@type": "NewsArticle", "headline": "Bridge reopens", "datePublished": "0001-01-01T00:00:00Z"},
+        jsonld={
+            "@type": "NewsArticle",
+            "headline": "Bridge reopens",
+            "datePublished": "0001-01-01T00:00:00Z",
+        },
     ).replace(
         "<article>",
         '<article itemscope itemtype="https://schema.org/NewsArticle">'
@@ -287,12 +292,17 @@ def test_extractor_crash_is_a_counted_malformed_document(monkeypatch: pytest.Mon
 
 def test_dated_related_links_do_not_make_an_article_a_live_page() -> None:
     related = "".join(
-        f'<li class="more-item"><time datetime="2024-11-0{i}T10:00:00Z">{i} Nov</time>'
-        f'<a href="/news/{i}">Another story number {i} about the county and its roads</a></li>'
+        f'<li class="list-item"><a href="/news/{i}"><img src="/i/{i}.jpg" alt=""></a>'
+        f'<time datetime="2024-11-0{i}T10:00:00Z">{i} Nov</time>'
+        f'<div class="desc">Teaser {i}: another story about the county, its roads and the bridges that '
+        "carry them over the river.</div></li>"
         for i in range(1, 5)
     )
+    # a sidebar of dated teasers is a sliver of a real article page's text
     html = page(og_title="Bridge reopens after two years").replace(
-        "</article>", f'</article><ul class="more">{related}</ul>'
+        "</article>", f'{STORY * 8}</article><ul class="stories">{related}</ul>'
     )
+    tree = LexborHTMLParser(html)
+    assert len(block_fragments(tree, UTC, datetime(2024, 11, 5, tzinfo=UTC))[0]) >= 2  # the trap is armed
     item = parse(html)
     assert "Paragraph 1" in item.body

@@ -16,8 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from aiokafka import ConsumerRecord
+from structlog.testing import capture_logs
 
 from consumers.parse import ParseLimits, RawDocument
+from consumers.parse.service import ParseStage
 from consumers.parse.workers import (
     Parsed,
     Unparsable,
@@ -27,6 +30,10 @@ from consumers.parse.workers import (
     WorkerTimeout,
     parse_job,
 )
+from ingestor import headers as hdr
+from ingestor import metrics
+from ingestor.config import ConfigError, load_settings
+from ingestor.consumer_loop import Refused
 
 # ---- what the workers run (module level: they are pickled by reference) ------------------------
 
@@ -229,3 +236,73 @@ def test_the_parse_cli_is_bounded_by_its_deadline(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         f"{slow}: parse_timeout: still parsing after 0.3 s; the worker was killed"
     ]
+
+
+# ---- the stage's handler on the pool ----------------------------------------------------------
+
+
+def _record(body: bytes, offset: int = 0) -> ConsumerRecord[bytes, bytes]:
+    headers = [(hdr.URL, b"http://x/feed"), (hdr.FETCHED_AT, b"2024-11-04T10:00:00Z")]
+    return ConsumerRecord("news.raw", 0, offset, 0, 0, b"feed-1", body, None, 6, len(body), headers)
+
+
+def _counter(name: str, **labels: str) -> float:
+    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_the_stage_dead_letters_a_stalled_document_and_goes_on() -> None:
+    settings = load_settings(None, overrides={"parse": {"deadline": "300ms", "workers": 1}})
+    stage = ParseStage(settings, connection=None)  # type: ignore[arg-type]  # no broker needed
+
+    async def scenario() -> None:
+        await stage.pool.start()
+        try:
+            timeouts = _counter("ingestor_parse_timeouts_total")
+            restarts = _counter("ingestor_parse_worker_restarts_total", reason="timeout")
+            with pytest.raises(Refused) as refused:
+                await stage.handle(_record(live_page(20_000)))
+            assert refused.value.error_type == "parse_timeout"
+            assert _counter("ingestor_parse_timeouts_total") == timeouts + 1
+            assert _counter("ingestor_parse_worker_restarts_total", reason="timeout") == restarts + 1
+            (output,) = await stage.handle(_record(FEED, offset=1))  # on the replacement worker
+            assert output.value is not None and b"Harbour reopens" in output.value
+        finally:
+            await stage.stop()
+
+    asyncio.run(scenario())
+
+
+def test_the_stage_counts_and_logs_dropped_items() -> None:
+    twice = FEED.replace(
+        b"</channel>", FEED[FEED.index(b"<item>") : FEED.index(b"</channel>")] + b"</channel>"
+    )
+    stage = ParseStage(load_settings(None, overrides={"parse": {"workers": 1}}), connection=None)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        await stage.pool.start()
+        try:
+            before = _counter("ingestor_parse_items_dropped_total", reason="duplicate_id")
+            with capture_logs() as logs:
+                outputs = await stage.handle(_record(twice))
+            assert len(outputs) == 1
+            assert _counter("ingestor_parse_items_dropped_total", reason="duplicate_id") == before + 1
+            dropped = [e for e in logs if e["event"] == "items_dropped"]
+            assert [(e["reason"], e["count"], e["feed"]) for e in dropped] == [("duplicate_id", 1, "feed-1")]
+            (parsed,) = [e for e in logs if e["event"] == "raw_parsed"]
+            assert parsed["dropped"] == {"duplicate_id": 1} and parsed["status"] == "ok"
+        finally:
+            await stage.stop()
+
+    asyncio.run(scenario())
+
+
+def test_parse_settings() -> None:
+    parse = load_settings(None).parse
+    assert parse.deadline == 10.0 and parse.worker_memory == 1024**3 and parse.worker_count >= 1
+    tuned = load_settings(
+        None, overrides={"parse": {"deadline": "250ms", "workers": 3, "worker_memory": None}}
+    )
+    assert (tuned.parse.deadline, tuned.parse.worker_count, tuned.parse.worker_memory) == (0.25, 3, None)
+    for bad in ({"deadline": 0}, {"workers": 0}, {"worker_memory": "64MiB"}):
+        with pytest.raises(ConfigError):
+            load_settings(None, overrides={"parse": bad})

@@ -108,3 +108,41 @@ def test_parse_errors_reach_stderr_escaped(tmp_path: Path) -> None:
     assert not UNSAFE - {"\n"} & set(result.stdout)
     (item,) = (json.loads(line) for line in result.stdout.splitlines())
     assert item["title"] == "Title's \u202e"  # the data is intact; only its printing is escaped
+
+
+def test_tool_json_lines_are_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    from ingestor.cli import _print_json
+
+    _print_json({"error": "bad \x1b[2J\x9b title\u2028"})
+    out = capsys.readouterr().out
+    assert out == '{"error": "bad \\u001b[2J\\u009b title\\u2028"}\n'
+
+
+def test_status_table_escapes_feed_urls_and_markup(capsys: pytest.CaptureFixture[str]) -> None:
+    from ingestor.status import render_table
+
+    status = {
+        "bootstrap_servers": "localhost:9092",
+        "checked_at": "2024-11-05T00:00:00Z",
+        "groups": [],
+        "feeds": {
+            "source": "news.fetch-state",
+            "failing": [
+                {
+                    "feed": "opml[red]feed",
+                    "failures": 3,
+                    "last_attempt_at": None,
+                    "next_due": None,
+                    "url": "https://x.test/\x1b]8;;https://evil.test\x07[link=https://evil.test]x[/link]",
+                }
+            ],
+            "never_fetched": ["new\x9bfeed"],
+            "note": "note",
+        },
+        "published": {"last_publish_at": None, "messages": 0, "topic": "news.published"},
+        "dlq": {"messages": 0, "topic": "news.dlq"},
+    }
+    render_table(status)
+    out = capsys.readouterr().out
+    assert not (UNSAFE - {"\n"}) & set(out)
+    assert "opml[red]feed" in out and "new\\x9bfeed" in out
