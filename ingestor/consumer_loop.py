@@ -186,6 +186,7 @@ class ConsumeLoop:
         output_topics: Sequence[str] = (),
         consumer_overrides: dict[str, Any] | None = None,
         single_writer: bool = False,
+        concurrency: int = 1,
     ) -> None:
         self.stage = stage
         self._connection = connection
@@ -203,6 +204,9 @@ class ConsumeLoop:
         # ingestor/membership.py), gives each batch a delivery deadline inside the session, and
         # never lets its producer deliver anything after a teardown.
         self._single_writer = single_writer
+        # Records of one batch handled at once (parse: one per worker), so that one slow
+        # record does not hold back the records of other keys in the same batch.
+        self._concurrency = max(1, concurrency)
         # Revoked and not (yet) assigned again: records aiokafka still hands out for these
         # (fetched before the rebalance) are not ours to process.
         self._revoked_pending: set[TopicPartition] = set()
@@ -448,18 +452,26 @@ class ConsumeLoop:
                 return False
         pending: list[asyncio.Future[Any]] = []
         offsets: dict[TopicPartition, int] = {}
+
+        async def handle_and_send(record: ConsumerRecord[bytes, bytes]) -> None:
+            for output in await self._handle(record):
+                future = await producer.send(
+                    output.topic,
+                    output.value,
+                    key=output.key,
+                    partition=output.partition,
+                    headers=output.headers or None,
+                )
+                pending.append(future)
+            self.stats.records += 1
+
+        if self._concurrency == 1:
+            for records in owned.values():
+                for record in records:
+                    await handle_and_send(record)
+        else:
+            await self._handle_concurrently(owned, handle_and_send)
         for tp, records in owned.items():
-            for record in records:
-                for output in await self._handle(record):
-                    future = await producer.send(
-                        output.topic,
-                        output.value,
-                        key=output.key,
-                        partition=output.partition,
-                        headers=output.headers or None,
-                    )
-                    pending.append(future)
-                self.stats.records += 1
             offsets[tp] = records[-1].offset + 1
             metrics.RECORDS.labels(self.stage).inc(len(records))
         if pending:
@@ -485,6 +497,37 @@ class ConsumeLoop:
         self.stats.batches += 1
         self.stats.last_batch_at = time.time()
         return True
+
+    async def _handle_concurrently(
+        self,
+        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+        handle_and_send: Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]],
+    ) -> None:
+        """Handle a batch's records ``concurrency`` at a time, sending each record's outputs
+        as soon as it is done.
+
+        Records with the same key (one feed's successive documents) stay in order, one after
+        the other, so their outputs keep their order too; records of other keys do not wait
+        for a slow one.  The batch is committed only once every record is done and every
+        output acknowledged, as in the sequential case, so a crash re-reads the whole batch.
+        """
+        chains: dict[tuple[str, int, bytes | None], list[ConsumerRecord[bytes, bytes]]] = {}
+        for tp, records in batch.items():
+            for record in records:
+                chains.setdefault((tp.topic, tp.partition, record.key), []).append(record)
+        slots = asyncio.Semaphore(self._concurrency)
+
+        async def run_chain(chain: list[ConsumerRecord[bytes, bytes]]) -> None:
+            for record in chain:
+                async with slots:
+                    await handle_and_send(record)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for chain in chains.values():
+                    group.create_task(run_chain(chain))
+        except BaseExceptionGroup as failed:  # the loop's callers expect the error itself
+            raise failed.exceptions[0] from None
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
         size = len(record.value or b"")

@@ -265,9 +265,6 @@ _SCOPE: Final = _words(
     "applet caption html table td th marquee object template select option optgroup math:mi math:mo "
     "math:mn math:ms math:mtext math:annotation-xml svg:foreignobject svg:desc svg:title"
 )
-_LIST_SCOPE: Final = _SCOPE | {"ol", "ul"}
-_BUTTON_SCOPE: Final = _SCOPE | {"button"}
-_TABLE_SCOPE: Final = _words("html table template select")
 _IMPLIED_END: Final = _words("dd dt li optgroup option p rb rp rt rtc")
 _HEADINGS: Final = _words("h1 h2 h3 h4 h5 h6")
 _CLOSES_P: Final = _words(
@@ -281,8 +278,6 @@ _BLOCK_END: Final = _words(
 )
 _RAWTEXT: Final = _words("style xmp iframe noembed noframes textarea title")
 _TABLE_PARTS: Final = _words("caption colgroup col tbody thead tfoot tr td th")
-#: The elements that decide how a table tag is read (the "reset the insertion mode" walk).
-_TABLE_CONTEXT: Final = _words("td th tr tbody thead tfoot caption colgroup table template")
 _SECTIONS: Final = _words("tbody thead tfoot")
 _BREAKOUT: Final = _words(
     "b big blockquote body br center code dd div dl dt em embed h1 h2 h3 h4 h5 h6 head hr i img li "
@@ -322,8 +317,9 @@ _SCOPES: Final = (
     _SCOPE,
     _SCOPE | {"ol", "ul"},
     _SCOPE | {"button"},
-    _words("table template select"),
+    _words("table template"),
     _SPECIAL,
+    # the elements that decide how a table tag is read (the "reset the insertion mode" walk)
     _words("td th tr tbody thead tfoot caption colgroup table template"),
     _SPECIAL - {"address", "div", "p"},
 )
@@ -872,10 +868,17 @@ class _HtmlDepth:
         elif name in _FORMATTING:
             self._formatting_end(name)
         elif name in ("table", "tbody", "thead", "tfoot", "tr", "td", "th", "caption", "template"):
-            if self._find(name, _IN_TABLE if name != "template" else _ANYWHERE) >= 0:
+            scope = _IN_TABLE if name != "template" else _ANYWHERE
+            if self._find(name, scope) >= 0:
+                # A cell or caption closed on the way clears its formatting elements, once.
+                closes_cell = name in ("td", "th", "caption", "template") or self._table_context() in (
+                    "td",
+                    "th",
+                    "caption",
+                )
                 self._implied_ends()
-                self._close(name, _IN_TABLE if name != "template" else _ANYWHERE)
-                if name in ("td", "th", "caption", "template"):
+                self._close(name, scope)
+                if closes_cell:
                     self._clear_formatting_to_marker()
         elif name == "colgroup":
             if self.names and self.names[-1] == "colgroup":

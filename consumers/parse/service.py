@@ -135,6 +135,7 @@ class ParseStage:
             output_topics=[settings.topics.items],
             max_batch=settings.parse.max_batch,
             max_message_bytes=settings.parse.max_message_bytes,
+            concurrency=settings.parse.worker_count,
         )
 
     async def start(self) -> None:

@@ -273,23 +273,23 @@ def test_the_stage_dead_letters_a_stalled_document_and_goes_on() -> None:
 
 
 def test_the_stage_counts_and_logs_dropped_items() -> None:
-    twice = FEED.replace(
-        b"</channel>", FEED[FEED.index(b"<item>") : FEED.index(b"</channel>")] + b"</channel>"
-    )
+    second = b"<item><guid>a-2</guid><title>Ferry resumes</title><description>Again.</description></item>"
+    two = FEED.replace(b"</channel>", second + b"</channel>")
     stage = ParseStage(load_settings(None, overrides={"parse": {"workers": 1}}), connection=None)  # type: ignore[arg-type]
+    stage._limits = ParseLimits(max_items=1)
 
     async def scenario() -> None:
         await stage.pool.start()
         try:
-            before = _counter("ingestor_parse_items_dropped_total", reason="duplicate_id")
+            before = _counter("ingestor_parse_items_dropped_total", reason="over_item_cap")
             with capture_logs() as logs:
-                outputs = await stage.handle(_record(twice))
+                outputs = await stage.handle(_record(two))
             assert len(outputs) == 1
-            assert _counter("ingestor_parse_items_dropped_total", reason="duplicate_id") == before + 1
+            assert _counter("ingestor_parse_items_dropped_total", reason="over_item_cap") == before + 1
             dropped = [e for e in logs if e["event"] == "items_dropped"]
-            assert [(e["reason"], e["count"], e["feed"]) for e in dropped] == [("duplicate_id", 1, "feed-1")]
+            assert [(e["reason"], e["count"], e["feed"]) for e in dropped] == [("over_item_cap", 1, "feed-1")]
             (parsed,) = [e for e in logs if e["event"] == "raw_parsed"]
-            assert parsed["dropped"] == {"duplicate_id": 1} and parsed["status"] == "ok"
+            assert parsed["dropped"] == {"over_item_cap": 1} and parsed["status"] == "ok"
         finally:
             await stage.stop()
 
