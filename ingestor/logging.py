@@ -6,6 +6,7 @@ so that in JSON mode every line on stdout is JSON an on-call engineer can grep w
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -13,6 +14,8 @@ from typing import Any, Literal
 
 import structlog
 import structlog.tracebacks
+
+from ingestor.terminal import escape_json_text, safe_for_terminal
 
 LogFormat = Literal["auto", "json", "console"]
 
@@ -88,18 +91,31 @@ class _CurrentStdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+def _json_line(obj: Any, **kwargs: Any) -> str:
+    """A JSON log line in which nothing a document put in a value can act on a terminal
+    (``json.dumps`` leaves C1 controls, bidi overrides and U+2028 raw with ensure_ascii off)."""
+    return escape_json_text(json.dumps(obj, **kwargs))
+
+
+def _terminal_safe_values(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """For the console renderer: string values with terminal controls escaped."""
+    return {
+        key: safe_for_terminal(value, keep_newlines=key == "exception") if isinstance(value, str) else value
+        for key, value in event.items()
+    }
+
+
 def configure_logging(level: str = "INFO", fmt: LogFormat = "auto", *, stream: Any = None) -> None:
     """Idempotent; call once per process before anything logs."""
     out = stream or sys.stdout
     use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     renderer: Any = (
-        structlog.processors.JSONRenderer(ensure_ascii=False)
+        structlog.processors.JSONRenderer(serializer=_json_line, ensure_ascii=False)
         if use_json
         else structlog.dev.ConsoleRenderer(colors=out.isatty(), exception_formatter=_plain_tracebacks)
     )
     final: list[Any] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
-    if use_json:
-        final.append(_DICT_TRACEBACKS)
+    final.append(_DICT_TRACEBACKS if use_json else _terminal_safe_values)
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_shared_processors(),
         processors=[*final, renderer],

@@ -322,8 +322,12 @@ _SCOPES: Final = (
     # the elements that decide how a table tag is read (the "reset the insertion mode" walk)
     _words("td th tr tbody thead tfoot caption colgroup table template"),
     _SPECIAL - {"address", "div", "p"},
+    # how far <select> and <input> look for a select to close (options do not stop them)
+    _SCOPE - {"option", "optgroup"},
 )
-_IN_SCOPE, _IN_LIST, _IN_BUTTON, _IN_TABLE, _SPECIALS, _CONTEXT, _LI_STOP = range(len(_SCOPES))
+_IN_SCOPE, _IN_LIST, _IN_BUTTON, _IN_TABLE, _SPECIALS, _CONTEXT, _LI_STOP, _SELECT_CLOSER = range(
+    len(_SCOPES)
+)
 _ANYWHERE: Final = -1
 _MEMBERSHIP: Final = {
     name: tuple(i for i, scope in enumerate(_SCOPES) if name in scope) for name in frozenset().union(*_SCOPES)
@@ -641,7 +645,7 @@ class _HtmlDepth:
             return ""
         if (name in _TABLE_PARTS or name == "table") and self._table_start(name):
             return ""
-        if name in ("select", "input") and self._close("select", _IN_SCOPE) and name == "select":
+        if name in ("select", "input") and self._close("select", _SELECT_CLOSER) and name == "select":
             return ""  # <select> in a select closes it, <input> closes it and follows it
         if name == "form" and self.form_open and not self.where.get("template"):
             return ""  # a form inside a form is ignored
@@ -690,8 +694,11 @@ class _HtmlDepth:
         elif name in ("option", "optgroup"):
             if self.names and self.names[-1] == "option":
                 self._pop_to(len(self.names) - 1)
-        elif name in ("a", "nobr") and any(e[1] == name for e in self._formatting_since_marker()):
-            # An open <a> (or <nobr>) is closed first, and taken out even when out of scope.
+        elif name == "nobr" and self._find("nobr", _IN_SCOPE) >= 0:
+            self._reconstruct()
+            self._formatting_end(name)
+        elif name == "a" and any(e[1] == name for e in self._formatting_since_marker()):
+            # An active <a> is closed first, and taken out even when out of scope.
             self._formatting_end(name)
             for entry in self._formatting_since_marker():
                 if entry[1] == name:

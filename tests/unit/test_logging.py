@@ -59,3 +59,15 @@ def test_a_library_repeating_itself_is_one_line_per_window(monkeypatch: pytest.M
     assert "repeated" not in connect[0]
     assert connect[1]["repeated"] == connect[2]["repeated"] == 299
     assert len([line for line in lines if line["event"].startswith("Unable to update")]) == 3
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_document_text_in_a_log_value_cannot_drive_the_terminal(fmt: str) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", fmt, stream=stream)  # type: ignore[arg-type]
+    hostile = "title\x1b]0;owned\x07\x9b2J\u202eevil\u2028line"
+    structlog.get_logger("ingestor.test").warning("raw_parsed", error=hostile)
+    out = stream.getvalue()
+    assert not any(ch in out for ch in "\x1b\x07\x9b\u202e\u2028")
+    if fmt == "json":
+        assert json.loads(out)["error"] == hostile  # still the same data
