@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from ingestor.broker import EmbeddedBroker, free_port
 from ingestor.config import EmbeddedBrokerConfig, load_settings
 from ingestor.fetch.http import Fetcher
 from ingestor.fetch.service import FetchStage
 from ingestor.kafka import KafkaConnection, ensure_topics
+from ingestor.kafka.embedded import EmbeddedBroker, free_port
 from ingestor.logging import configure_logging
 
 BODY = (

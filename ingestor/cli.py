@@ -199,7 +199,7 @@ def _duration(text: str) -> float:
 def _bootstrap_for_tools(settings: Settings) -> str:
     if not settings.kafka.is_embedded:
         return settings.kafka.bootstrap_servers
-    from ingestor.broker import read_records
+    from ingestor.kafka.embedded import read_records
 
     records = read_records(settings.kafka.embedded.state_dir)
     if not records:
@@ -230,7 +230,7 @@ def _tool_connection(args: argparse.Namespace, command: str) -> tuple[Settings, 
     kafka = settings.kafka
     if getattr(args, "connect_timeout", None) is not None:
         kafka = kafka.model_copy(update={"connect_timeout": args.connect_timeout})
-    # A tool never makes the brokers create a topic by asking about it (see kafka.py).
+    # A tool never makes the brokers create a topic by asking about it (see ingestor/kafka/autocreate.py).
     return settings, KafkaConnection(bootstrap, kafka, auto_create_topics=False)
 
 
@@ -293,30 +293,23 @@ def cmd_tail(args: argparse.Namespace) -> int:
         return resolved
     _, connection = resolved
     bootstrap = connection.bootstrap_servers
-    from aiokafka import TopicPartition
 
     async def main() -> int:
-        consumer = connection.consumer(group_id=None)
-        await consumer.start()
         printed = 0
-        try:
-            partitions = consumer.partitions_for_topic(args.topic)
-            if partitions is None:
-                await consumer.topics()
-                partitions = consumer.partitions_for_topic(args.topic)
-            if not partitions:
+        async with connection.reader() as reader:
+            tps = await reader.partitions_of(args.topic)
+            if not tps:
                 print(f"ingestor tail: no topic {args.topic!r} on {bootstrap}", file=sys.stderr)
                 return 1
-            tps = [TopicPartition(args.topic, p) for p in sorted(partitions)]
-            consumer.assign(tps)
+            reader.assign(tps)
             if args.from_beginning:
-                await consumer.seek_to_beginning(*tps)
+                await reader.seek_to_beginning(*tps)
             else:
-                await consumer.seek_to_end(*tps)
+                await reader.seek_to_end(*tps)
             loop = asyncio.get_running_loop()
             idle_since = loop.time()
             while args.max is None or printed < args.max:
-                batch = await consumer.getmany(timeout_ms=200)
+                batch = await reader.getmany(timeout_ms=200)
                 records = sorted((r for rs in batch.values() for r in rs), key=lambda r: r.timestamp)
                 for record in records:
                     line = {
@@ -337,8 +330,6 @@ def cmd_tail(args: argparse.Namespace) -> int:
                     idle_since = loop.time()
                 elif args.timeout is not None and loop.time() - idle_since >= args.timeout:
                     break
-        finally:
-            await consumer.stop()
         return 0
 
     with contextlib.suppress(KeyboardInterrupt):
@@ -490,8 +481,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _config_failed(exc)
     configure_logging(settings.logging.level, args.log_format or settings.logging.format)
-    from ingestor.broker import EmbeddedBroker
-    from ingestor.kafka import KafkaConnection, ensure_topics
+    from ingestor.kafka import EmbeddedBroker, KafkaConnection, ensure_topics
 
     embedded = settings.kafka.embedded.model_copy(
         update={k: v for k, v in {"port": args.port, "storage": args.storage}.items() if v is not None}

@@ -14,8 +14,8 @@ so that `health()` reports not-ready during an outage even when there is nothing
 A send that fails or times out fails the batch's ``gather``: its input is never committed.
 
 A stage whose output must never be written twice (dedup) also has the group coordinator
-confirm, before each batch, that its generation is current (``ingestor/membership.py``); the
-loop never processes records of partitions revoked from it, even when aiokafka still hands
+confirm, before each batch, that its generation is current (``ingestor/kafka/membership.py``);
+the loop never processes records of partitions revoked from it, even when aiokafka still hands
 them out.
 """
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,16 +36,12 @@ from aiokafka.errors import CommitFailedError
 
 from ingestor import headers as hdr
 from ingestor import metrics
-from ingestor.kafka import KafkaConnection, abandon_producer, pin_producer_topics
-from ingestor.membership import confirm_membership
+from ingestor.kafka import KafkaConnection, abandon_producer, confirm_membership, pin_producer_topics
 from ingestor.models import format_utc
+from ingestor.supervise import Backoff, supervise
 
 log = structlog.get_logger("ingestor.consumer")
 
-#: Supervisor backoff: first retry after ~0.5 s, doubling, capped; reset after a healthy spell.
-RESTART_BASE_S = 0.5
-RESTART_CAP_S = 10.0
-HEALTHY_SPELL_S = 60.0
 #: An idle consumer checks the broker this often; no contact for STALE_S means not ready.
 PROBE_EVERY_S = 5.0
 PROBE_TIMEOUT_S = 5.0
@@ -201,7 +196,7 @@ class ConsumeLoop:
         self._consumer_overrides = consumer_overrides or {}
         # A stage whose output must never be written twice (one writer per partition) asks the
         # coordinator before every batch whether its partitions are still its own (see
-        # ingestor/membership.py), gives each batch a delivery deadline inside the session, and
+        # ingestor/kafka/membership.py), gives each batch a delivery deadline inside the session, and
         # never lets its producer deliver anything after a teardown.
         self._single_writer = single_writer
         # Records of one batch handled at once (parse: one per worker), so that one slow
@@ -290,28 +285,20 @@ class ConsumeLoop:
     async def _supervise(self) -> None:
         """Run the consumer until stopped; on any error rebuild it after a capped, jittered backoff
         that never gives up (an outage of hours ends in a recovery, not an exit)."""
-        failures = 0
-        while not self._stopping.is_set():
-            started = time.monotonic()
-            try:
-                await self._run_once()
-                return
-            except Exception as exc:
-                if time.monotonic() - started > HEALTHY_SPELL_S:
-                    failures = 0
-                failures += 1
-                self.stats.broker_ok = False
-                self.stats.last_error = f"{type(exc).__name__}: {exc}"[:500]
-                delay = min(RESTART_CAP_S, RESTART_BASE_S * 2 ** (failures - 1)) * (0.5 + random.random() / 2)
-                log.warning(
-                    "stage_restarting",
-                    stage=self.stage,
-                    attempt=failures,
-                    error=self.stats.last_error,
-                    retry_in_s=round(delay, 2),
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
+        await supervise(
+            self._run_once, on_failure=self._restarting, backoff=Backoff(), stopping=self._stopping
+        )
+
+    def _restarting(self, exc: Exception, attempt: int, delay: float) -> None:
+        self.stats.broker_ok = False
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        log.warning(
+            "stage_restarting",
+            stage=self.stage,
+            attempt=attempt,
+            error=self.stats.last_error,
+            retry_in_s=round(delay, 2),
+        )
 
     async def _run_once(self) -> None:
         consumer = self._connection.consumer(group_id=self._group_id, **self._consumer_overrides)

@@ -113,27 +113,16 @@ class EventPrinter:
 
 async def watch_published(connection: KafkaConnection, topic: str, printer: EventPrinter) -> None:
     """Read the published topic from its beginning, as a subscriber would, until cancelled."""
-    from aiokafka import TopicPartition
-
-    consumer = connection.consumer(group_id=None)
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        while not partitions:
-            await consumer.topics()
-            partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
-                await asyncio.sleep(0.2)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+    async with connection.reader() as reader:
+        while not (tps := await reader.partitions_of(topic)):
+            await asyncio.sleep(0.2)
+        reader.assign(tps)
+        await reader.seek_to_beginning(*tps)
         while True:
-            batch = await consumer.getmany(timeout_ms=250)
+            batch = await reader.getmany(timeout_ms=250)
             for record in sorted((r for rs in batch.values() for r in rs), key=lambda r: r.timestamp):
                 with contextlib.suppress(ValueError, TypeError):
                     printer.show(json.loads(record.value))
-    finally:
-        await consumer.stop()
 
 
 # ---- orchestration -------------------------------------------------------------------------------

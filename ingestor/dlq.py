@@ -13,7 +13,6 @@ any redelivery (deterministic ids, dedup).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -22,14 +21,11 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-from aiokafka.admin import NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 
 from ingestor import headers as hdr
 from ingestor.config import TopicsConfig
-from ingestor.kafka import KafkaConnection, pin_producer_topics
+from ingestor.kafka import KafkaConnection, ensure_compacted_topic, pin_producer_topics, topic_exists
 from ingestor.models import format_utc
-from ingestor.scan import partitions_of, read_to_end, tool_consumer
 
 log = structlog.get_logger("ingestor.dlq")
 
@@ -111,14 +107,9 @@ class ReplayReport:
 
 async def read_dlq(connection: KafkaConnection, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Every DLQ record, in partition then offset order (the DLQ is small by nature)."""
-    consumer = tool_consumer(connection)
-    await consumer.start()
-    await asyncio.sleep(0)  # aiokafka 0.14: let the group-less consumer's task start before any stop
-    try:
-        tps = await partitions_of(consumer, topic)
-        records = [record async for record in read_to_end(consumer, tps)]
-    finally:
-        await consumer.stop()
+    async with connection.reader() as reader:
+        tps = await reader.partitions_of(topic)
+        records = [record async for record in reader.read_to_end(tps)]
     return sorted(records, key=lambda r: (r.partition, r.offset))
 
 
@@ -137,17 +128,7 @@ async def list_entries(
 
 async def ensure_ledger(connection: KafkaConnection, topics: TopicsConfig) -> str:
     name = ledger_topic(topics.dlq)
-    admin = connection.admin()
-    await admin.start()
-    try:
-        if name not in set(await admin.list_topics()):
-            config = {"cleanup.policy": "compact"}
-            with contextlib.suppress(TopicAlreadyExistsError):  # another replay was faster
-                await admin.create_topics(
-                    [NewTopic(name, 1, topics.replication_factor, topic_configs=config)]
-                )
-    finally:
-        await admin.close()
+    await ensure_compacted_topic(connection, name, 1, topics.replication_factor)
     return name
 
 
@@ -184,7 +165,7 @@ async def replay(
     ledger = ledger_topic(topics.dlq)
     if not dry_run:
         await ensure_ledger(connection, topics)
-    done = await load_ledger(connection, ledger) if await _exists(connection, ledger) else set()
+    done = await load_ledger(connection, ledger) if await topic_exists(connection, ledger) else set()
     todo: list[tuple[DlqEntry, ConsumerRecord[bytes, bytes]]] = []
     for record in await read_dlq(connection, topics.dlq):
         entry = DlqEntry.from_record(record)
@@ -217,15 +198,6 @@ async def replay(
         await producer.stop()
     log.info("dlq_replayed", **report.to_json())
     return report
-
-
-async def _exists(connection: KafkaConnection, topic: str) -> bool:
-    admin = connection.admin()
-    await admin.start()
-    try:
-        return topic in set(await admin.list_topics())
-    finally:
-        await admin.close()
 
 
 async def _partition_counts(producer: AIOKafkaProducer, topics: set[str]) -> dict[str, int]:

@@ -219,7 +219,7 @@ def observe_published(feed: str, event: str) -> None:
 def partition_lag(highwater: int | None, position: int | None) -> int | None:
     """Records between the consumer's position and the partition's end; None when unknown.
 
-    Clamped at 0: Tansu 0.6 reports a partition's end as (base offset of its last batch) + 1,
+    Clamped at 0: a broker's reported end can be short of its last batch (see ingestor/kafka),
     so a consumer that read a multi-record batch is "past the end".
     """
     if highwater is None or position is None:

@@ -17,10 +17,9 @@ import structlog
 from aiokafka.errors import KafkaError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
-from ingestor.broker import EmbeddedBroker, read_records
 from ingestor.config import Settings, TopicsConfig
 from ingestor.consumer_loop import ConsumeLoop
-from ingestor.kafka import KafkaConnection, ensure_topics
+from ingestor.kafka import EmbeddedBroker, KafkaConnection, ensure_topics, read_records
 from ingestor.ops import OpsServer
 
 log = structlog.get_logger("ingestor.runtime")
@@ -75,20 +74,9 @@ def build_stage(name: StageName, settings: Settings, connection: KafkaConnection
 
 
 async def check_copartitioned(connection: KafkaConnection, settings: Settings) -> None:
-    consumer = connection.consumer(group_id=None)
-    await consumer.start()
-    # aiokafka 0.14: stop() right after start() re-raises the cancellation of a group-less
-    # consumer's internal task that never ran; one loop turn lets it start.
-    await asyncio.sleep(0)
-    try:
-        items = consumer.partitions_for_topic(settings.topics.items) or set()
-        published = consumer.partitions_for_topic(settings.topics.published) or set()
-        if not items or not published:
-            await consumer.topics()  # refresh metadata once
-            items = consumer.partitions_for_topic(settings.topics.items) or set()
-            published = consumer.partitions_for_topic(settings.topics.published) or set()
-    finally:
-        await consumer.stop()
+    async with connection.reader() as reader:
+        items = await reader.partitions_of(settings.topics.items)
+        published = await reader.partitions_of(settings.topics.published)
     if not items or not published:  # metadata not there (yet), e.g. the broker is going away: retry
         raise KafkaError(f"no partition metadata for {settings.topics.items} / {settings.topics.published}")
     if len(items) != len(published):
@@ -209,7 +197,7 @@ class Daemon:
             await self._stop_stage("fetch", fetch, deadline)
         rest = [(name, self.stages.pop(name)) for name in reversed(self.stage_names) if name in self.stages]
         await asyncio.gather(*(self._stop_stage(name, stage, deadline) for name, stage in rest))
-        if self.ops is not None:  # before the broker: Tansu waits for open connections to close
+        if self.ops is not None:  # before the broker: it waits for open connections to close
             await self.ops.stop()
             self.ops = None
         if self.broker is not None:

@@ -4,38 +4,20 @@ Everything comes from Kafka, not from a running daemon, so it works against any 
 none): consumer groups and their lag, feeds the fetch-state topic records as failing, the
 time of the newest message on news.published, and the DLQ's size.
 
-Ends of partitions are read, not trusted: Tansu 0.6 answers ListOffsets with (base offset of
-the last batch) + 1, so a partition's true end is found by fetching its last batch, which also
-yields the newest timestamp.  Committed offsets come from a group consumer's OffsetFetch (the
-admin client's variant is not understood by Tansu 0.6).
+Ends of partitions are read, not trusted: a broker's reported end can be short of its last
+batch, so a partition's true end is found by fetching that batch, which also yields the newest
+timestamp (``Reader.peek_ends``).  Groups and committed offsets are asked the way every broker
+understands (``ingestor.kafka.groups``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from ingestor.config import Settings
 from ingestor.fetch.store import load_states
-from ingestor.kafka import KafkaConnection
-
-TAIL_WAIT_S = 3.0
-
-
-@dataclass(frozen=True, slots=True)
-class PartitionEnd:
-    begin: int
-    end: int
-    last_timestamp_ms: int | None
-
-    @property
-    def messages(self) -> int:
-        return max(0, self.end - self.begin)
+from ingestor.kafka import KafkaConnection, committed_offsets, describe_groups
 
 
 def _iso_ms(ms: int | None) -> str | None:
@@ -48,106 +30,24 @@ def _iso_s(seconds: float | None) -> str | None:
     return _iso_ms(int(seconds * 1000)) if seconds is not None else None
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    found = consumer.partitions_for_topic(topic)
-    if not found:
-        await consumer.topics()
-        found = consumer.partitions_for_topic(topic)
-    return [TopicPartition(topic, p) for p in sorted(found or ())]
-
-
-async def partition_ends(
-    consumer: AIOKafkaConsumer, tps: list[TopicPartition]
-) -> dict[TopicPartition, PartitionEnd]:
-    """Begin, true end and newest timestamp per partition, by reading each partition's last batch."""
-    if not tps:
-        return {}
-    begins = await consumer.beginning_offsets(tps)
-    ends = await consumer.end_offsets(tps)
-    last_offset: dict[TopicPartition, int] = {}
-    last_ts: dict[TopicPartition, int] = {}
-    pending = {tp for tp in tps if ends[tp] > begins[tp]}
-    if pending:
-        consumer.assign(sorted(pending, key=lambda tp: (tp.topic, tp.partition)))
-        for tp in pending:
-            consumer.seek(tp, max(begins[tp], ends[tp] - 1))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + TAIL_WAIT_S
-        while pending and loop.time() < deadline:
-            batch = await consumer.getmany(*pending, timeout_ms=200)
-            for tp, records in batch.items():
-                for record in records:
-                    last_offset[tp] = max(last_offset.get(tp, -1), record.offset)
-                    last_ts[tp] = max(last_ts.get(tp, 0), record.timestamp)
-                # Everything up to the reported end is in; what lies past it is the rest of
-                # Tansu's last batch, which the same fetch already returned.
-                pending.discard(tp)
-        consumer.unsubscribe()
-    return {
-        tp: PartitionEnd(begins[tp], max(ends[tp], last_offset.get(tp, -1) + 1), last_ts.get(tp))
-        for tp in tps
-    }
-
-
-async def _describe_groups(
-    connection: KafkaConnection, groups: list[str]
-) -> tuple[dict[str, Any], list[str]]:
-    """State and member count per group, plus every other group id the cluster knows."""
-    described: dict[str, Any] = {}
-    others: list[str] = []
-    admin = connection.admin()
-    await admin.start()
-    try:
-        with contextlib.suppress(Exception):  # an old broker without ListGroups: only ours
-            others = sorted({str(g[0]) for g in await admin.list_consumer_groups()} - set(groups))
-        for wanted in groups:  # one per request: Tansu 0.6 garbles a response naming several
-            with contextlib.suppress(Exception):
-                for response in await admin.describe_consumer_groups([wanted]):
-                    for group in response.groups:
-                        error_code, group_id, state, _ptype, _protocol, members = group[:6]
-                        described[str(group_id)] = {
-                            "state": str(state) if not error_code else f"error {error_code}",
-                            "members": len(members),
-                        }
-    finally:
-        await admin.close()
-    return described, others
-
-
-async def _committed(
-    connection: KafkaConnection, group: str, tps: list[TopicPartition]
-) -> dict[TopicPartition, int | None]:
-    consumer = connection.consumer(group_id=group)  # never subscribes, so it never joins the group
-    await consumer.start()
-    try:
-        return {tp: await consumer.committed(tp) for tp in tps}
-    finally:
-        await consumer.stop()
-
-
 async def gather_status(settings: Settings, bootstrap: str) -> dict[str, Any]:
     """The status document ``ingestor status --json`` prints."""
     connection = KafkaConnection(bootstrap, settings.kafka)
     topics = settings.topics
-    consumer = connection.consumer(group_id=None)
-    try:
-        await consumer.start()
+    async with connection.reader() as reader:
         by_topic = {
-            t: await _partitions(consumer, t)
-            for t in (topics.raw, topics.items, topics.published, topics.dlq)
+            t: await reader.partitions_of(t) for t in (topics.raw, topics.items, topics.published, topics.dlq)
         }
-        ends = await partition_ends(consumer, [tp for tps in by_topic.values() for tp in tps])
-    finally:
-        await consumer.stop()
+        ends = await reader.peek_ends([tp for tps in by_topic.values() for tp in tps])
 
     stage_groups = [
         ("parse", settings.parse.group_id, topics.raw),
         ("dedup", settings.dedup.group_id, topics.items),
     ]
-    described, other_groups = await _describe_groups(connection, [g for _, g, _ in stage_groups])
+    described, other_groups = await describe_groups(connection, [g for _, g, _ in stage_groups])
     groups = []
     for stage, group, topic in stage_groups:
-        committed = await _committed(connection, group, by_topic[topic])
+        committed = await committed_offsets(connection, group, by_topic[topic])
         partitions = []
         for tp in by_topic[topic]:
             end = ends[tp]

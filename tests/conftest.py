@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ingestor.broker import EmbeddedBroker
 from ingestor.config import EmbeddedBrokerConfig, Settings, load_settings
+from ingestor.kafka.embedded import EmbeddedBroker
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

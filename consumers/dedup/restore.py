@@ -7,7 +7,6 @@ an older version) falls back to its JSON body.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from datetime import datetime
@@ -18,7 +17,6 @@ from aiokafka import TopicPartition
 from consumers.dedup.decision import PartitionState
 from ingestor import headers as hdr
 from ingestor.kafka import KafkaConnection
-from ingestor.scan import read_to_end
 
 log = structlog.get_logger("consumers.dedup")
 
@@ -66,18 +64,13 @@ async def restore_partitions(
         return states
     started = time.monotonic()
     tps = [TopicPartition(published_topic, partition) for partition in partitions]
-    consumer = connection.consumer(group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    await asyncio.sleep(0)  # aiokafka 0.14: let the group-less consumer's task start before stop()
     messages = 0
-    try:
-        # Read to the real end, not the reported one (ingestor/scan.py): after a broker restart
-        # Tansu's reported end can lag its data, and a missed tail would be published again.
-        async for record in read_to_end(consumer, tps, limit_s=RESTORE_LIMIT_S):
+    async with connection.reader() as reader:
+        # Read to the real end, not the reported one (ingestor/kafka/reader.py): a broker's
+        # reported end can lag its data, and a missed tail would be published again.
+        async for record in reader.read_to_end(tps, limit_s=RESTORE_LIMIT_S):
             fold_message(states[record.partition], record.key, record.value, hdr.as_dict(record.headers))
             messages += 1
-    finally:
-        await consumer.stop()
     log.info(
         "dedup_state_restored",
         stage="dedup",

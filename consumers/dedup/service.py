@@ -68,7 +68,7 @@ class DedupStage:
             on_assigned=self._on_assigned,
             on_revoked=self._on_revoked,
             # Publishing next to a partition's new owner would publish twice: no batch without
-            # the coordinator's word that the partition is still ours (ingestor/membership.py).
+            # the coordinator's word that the partition is still ours (ingestor/kafka/membership.py).
             single_writer=True,
         )
         self.published = 0

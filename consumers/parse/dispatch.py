@@ -10,9 +10,7 @@ page, which the operator needs to see as such ("not_a_feed") rather than as "no 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import re
-from collections.abc import Callable
 from datetime import UTC
 from typing import Final, Literal
 
@@ -22,6 +20,8 @@ from .charset import decode, sniff_bom
 from .clean import clean_item
 from .document import DEFAULT_MAX_BYTES, ParseError, ParseLimits, ParseReport, RawDocument
 from .feed import parse_feed
+from .html_page import parse_html_page
+from .text_capture import parse_text_capture
 
 Shape = Literal["feed", "html", "text", "binary"]
 
@@ -148,19 +148,6 @@ def sniff(body: bytes, content_type: str | None = None) -> Shape:
     return "text"
 
 
-def _page_parser(module_name: str, function: str) -> Callable[[RawDocument, str], list[NewsItem]]:
-    """The page-shape parser another module provides, or "unsupported" until it exists."""
-    qualified = f"consumers.parse.{module_name}"
-    try:
-        module = importlib.import_module(qualified)
-    except ModuleNotFoundError as exc:
-        if exc.name == qualified:
-            raise ParseError("unsupported", f"no parser for this shape yet ({module_name})") from None
-        raise
-    parser: Callable[[RawDocument, str], list[NewsItem]] = getattr(module, function)
-    return parser
-
-
 def _is_blank(body: bytes) -> bool:
     if body.startswith(b"\xef\xbb\xbf"):
         body = body[3:]
@@ -189,8 +176,8 @@ def _dispatch(doc: RawDocument, max_bytes: int) -> list[NewsItem]:
         return parse_feed(doc, body)
     text, _charset = decode(body, doc.content_type)
     if shape == "html":
-        return _page_parser("html_page", "parse_html_page")(doc, text)
-    return _page_parser("text_capture", "parse_text_capture")(doc, text)
+        return parse_html_page(doc, text)
+    return parse_text_capture(doc, text)
 
 
 def _guarded(doc: RawDocument, max_bytes: int) -> list[NewsItem]:

@@ -40,6 +40,8 @@ __all__ = [
 #: What sites put between a headline and their name or section.
 _SEPARATOR: Final = re.compile(r"\s+(?:\||-|–|—|::|·|»|•|~)\s+")
 _MAX_TITLE: Final = 400
+#: Second-level labels of country domains, not names (telegraph.co.uk, abc.net.au).
+_SECOND_LEVEL: Final = frozenset({"co", "com", "org", "net", "ac", "gov", "edu", "ne", "or"})
 _MAX_H1: Final = 3
 
 _ORG_TYPES: Final = frozenset(
@@ -190,16 +192,12 @@ def _key(text: str) -> str:
 
 
 def _host_labels(url: str) -> set[str]:
+    """Keys of a host and of its labels but the last ("thehill" of www.thehill.com,
+    "telegraph" of telegraph.co.uk, "sky" and "news" of news.sky.com)."""
     host = (urlsplit(url).hostname or "").lower().removeprefix("www.")
-    if not host:
-        return set()
-    labels = host.split(".")
-    out = {_key(host)}
-    # the registrable name: "thehill" of thehill.com, "telegraph" of telegraph.co.uk
-    meaningful = [label for label in labels if len(label) > 3 or label not in ("com", "co", "org", "net")]
-    if len(labels) >= 2:
-        out.add(_key(labels[-2] if len(labels[-2]) > 3 or len(labels) == 2 else labels[-3]))
-    out.update(_key(label) for label in meaningful[:-1] if len(label) >= 4)
+    labels = [label for label in host.split(".") if label]
+    out = {_key(host)} if host else set()
+    out.update(_key(label) for label in labels[:-1] if label not in _SECOND_LEVEL)
     return {label for label in out if len(label) >= 2}
 
 
@@ -307,62 +305,64 @@ def _token_f1(a: str, b: str) -> float:
     return 2 * common / (len(left) + len(right))
 
 
-def _candidates(tree: LexborHTMLParser, meta: PageMeta) -> list[str]:
-    """Every headline the page declares, most trusted first (an empty string where absent)."""
+def _candidates(tree: LexborHTMLParser, meta: PageMeta) -> list[tuple[str, str]]:
+    """Every headline the page declares as ``(source, text)``, most trusted source first.
+
+    Sources that copy one CMS field (JSON-LD ``headline`` and ``name``; ``og:title`` and
+    ``twitter:title``; several ``<h1>``) share a source name, so a copy is not agreement."""
     main = main_jsonld(meta.jsonld) or {}
-    out: list[str] = []
+    out: list[tuple[str, str]] = []
     for key in ("headline", "name"):
         value = main.get(key)
         if isinstance(value, list):
             value = value[0] if value else None
-        out.append(value if isinstance(value, str) else "")
-    out.append(
-        _meta_content(tree, 'meta[property="og:title"]') or _meta_content(tree, 'meta[name="og:title"]')
-    )
+        if isinstance(value, str):
+            out.append(("jsonld", value))
+    out.append(("social", _meta_content(tree, 'meta[property="og:title"]')))
     # one walk of the body for both: h1s, and the first microdata headline
-    h1s: list[str] = []
+    h1s = 0
     itemprop = ""
     for node in tree.css('h1, [itemprop~="headline"]'):
-        if node.tag == "h1" and len(h1s) < _MAX_H1:
-            h1s.append(node.text(deep=True))
+        if node.tag == "h1" and h1s < _MAX_H1:
+            out.append(("h1", node.text(deep=True)))
+            h1s += 1
         if not itemprop and "headline" in (node.attributes.get("itemprop") or "").split():
             itemprop = node.attributes.get("content") or node.text(deep=True)
-        if len(h1s) >= _MAX_H1 and itemprop:
+        if h1s >= _MAX_H1 and itemprop:
             break
-    out.extend(h1s + [""] * (_MAX_H1 - len(h1s)))
-    out.append(itemprop)
-    out.append(
-        _meta_content(tree, 'meta[name="twitter:title"]')
-        or _meta_content(tree, 'meta[property="twitter:title"]')
-    )
+    out.append(("microdata", itemprop))
+    out.append(("social", _meta_content(tree, 'meta[name="twitter:title"]')))
     head = _head(tree)
     title = head.css_first("title") if head is not None else None
-    out.append(title.text(deep=True) if title is not None else "")
-    return [" ".join(html.unescape(c or "").split())[:_MAX_TITLE] for c in out]
+    out.append(("title", title.text(deep=True) if title is not None else ""))
+    cleaned = [(source, " ".join(html.unescape(text or "").split())[:_MAX_TITLE]) for source, text in out]
+    return [(source, text) for source, text in cleaned if text]
 
 
 def choose_title(tree: LexborHTMLParser, meta: PageMeta, url: str) -> str:
     """The page's headline: the declared title most sources agree on, site name removed."""
     sites = site_names(tree, meta, url)
-    raw = _candidates(tree, meta)
-    cleaned = [_strip_site(c, sites) if c else "" for c in raw]
-    present = [c for c in cleaned if c and not _is_site(c, sites)]
-    cleaned = [_without_affix(c, present) if c else "" for c in cleaned]
+    found = [(source, _strip_site(text, sites)) for source, text in _candidates(tree, meta)]
+    present = [text for _source, text in found if text and not _is_site(text, sites)]
+    found = [(source, _without_affix(text, present)) for source, text in found]
     best, best_score = "", 0.0
-    for index, candidate in enumerate(cleaned):
-        if not candidate or _is_site(candidate, sites):
-            continue
+    for source, candidate in found:
         key = normalize_headline(candidate)
-        if not key:
+        if not key or _is_site(candidate, sites):
             continue
-        score = 0.0
-        for other_index, other in enumerate(cleaned):
-            if other_index == index or not other:
+        # one vote per other source: the best agreement it offers
+        votes: dict[str, float] = {}
+        for other_source, other in found:
+            if other_source == source:
                 continue
             if normalize_headline(other) == key:
-                score += 1.0
+                vote = 1.0
             elif _token_f1(candidate, other) >= 0.8:
-                score += 0.5
+                vote = 0.5
+            else:
+                continue
+            votes[other_source] = max(votes.get(other_source, 0.0), vote)
+        score = sum(votes.values())
         # a one-word "headline" beside longer ones is a section or a logo
         if len(key.split()) == 1 and any(len(normalize_headline(c).split()) > 2 for c in present):
             score -= 1.0
@@ -492,13 +492,18 @@ def clean_authors(values: Iterable[str], not_people: set[str], hosts: Iterable[s
     :func:`organisation_names`), ``hosts`` those of its host names (:func:`host_names`).
 
     A job title or affiliation after a name ("Tom Krisher, AP Auto Writer",
-    "Troy L. Smith, Cleveland.com") is dropped with the other non-people."""
+    "Troy L. Smith, Cleveland.com", "Victor Tangermann, Futurism") is dropped with the other
+    non-people."""
     out: list[str] = []
     seen: set[str] = set()
     host_keys = set(hosts)
     for value in values:
+        full_name_seen = False
         for raw_part in _name_parts(value):
             part = _trim_affiliation(raw_part, not_people | host_keys)
+            if full_name_seen and len(part.split()) == 1:
+                continue  # one word after a full name in the same byline: its outlet
+            full_name_seen = full_name_seen or len(part.split()) >= 2
             lowered = {w.strip(".,").casefold() for w in part.split()}
             if lowered & _ROLE_WORDS:
                 continue

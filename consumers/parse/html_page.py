@@ -145,7 +145,7 @@ def parse_html_page(doc: RawDocument, html: str) -> list[NewsItem]:
         raise ParseError("no_items", "no live posts and no article text in the page")
     published = (
         meta.published_at
-        or _plausible(declared_published(tree, zone), doc.fetched_at)
+        or _plausible(declared_published(tree, zone, meta.jsonld), doc.fetched_at)
         or _plausible(text.published_at, doc.fetched_at)
     )
     updated = meta.updated_at or _plausible(text.updated_at, doc.fetched_at)

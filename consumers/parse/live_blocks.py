@@ -87,7 +87,7 @@ _MAX_CLOCK_LINE: Final = 40
 _ID_CHARS: Final = re.compile(r"[\w-]+")
 _POST_PREFIX: Final = re.compile(r"(?:post|block|entry|update|item|event|lb|live|msg)(?=[\w-])", re.I)
 _DIGIT: Final = re.compile(r"\d")
-_BY_PREFIX: Final = re.compile(r"^\s*(?:by|von|por|par|від|автори?|авторы?|автор)\s*:?\s+", re.IGNORECASE)
+_BY_PREFIX: Final = re.compile(r"^\s*+(?:by|von|por|par|від|автор[иы]?)(?:\s*+:)?\s+", re.IGNORECASE)
 _HEADLINE_SEL: Final = "h1, h2, h3, h4, h5, [itemprop~=headline], [class*=headline], [class*=post-title]"
 _AUTHOR_SEL: Final = (
     '[itemprop~=author], [rel~=author], [class*=byline], [class*=author], [class*="contributor"]'

@@ -55,6 +55,7 @@ bound of the real depth (see :class:`_HtmlDepth`; the tests hold it to lexbor's 
 
 from __future__ import annotations
 
+import bisect
 import re
 from typing import Final
 from xml.parsers import expat
@@ -259,10 +260,9 @@ _SPECIAL: Final = _words(
     "xmp math:mi math:mo math:mn math:ms math:mtext math:annotation-xml svg:foreignobject svg:desc svg:title"
 )
 #: Scope boundaries.  lexbor reads ``<select>`` by the 2025 "customisable select" rules: it
-#: nests anything, and end tags outside a select (or option) do not reach past it, so the
-#: three are boundaries for every scope here (closing less is the safe side).
+#: nests anything, and end tags outside a select do not reach past it: a boundary here.
 _SCOPE: Final = _words(
-    "applet caption html table td th marquee object template select option optgroup math:mi math:mo "
+    "applet caption html table td th marquee object template select math:mi math:mo "
     "math:mn math:ms math:mtext math:annotation-xml svg:foreignobject svg:desc svg:title"
 )
 _IMPLIED_END: Final = _words("dd dt li optgroup option p rb rp rt rtc")
@@ -322,12 +322,8 @@ _SCOPES: Final = (
     # the elements that decide how a table tag is read (the "reset the insertion mode" walk)
     _words("td th tr tbody thead tfoot caption colgroup table template"),
     _SPECIAL - {"address", "div", "p"},
-    # how far <select> and <input> look for a select to close (options do not stop them)
-    _SCOPE - {"option", "optgroup"},
 )
-_IN_SCOPE, _IN_LIST, _IN_BUTTON, _IN_TABLE, _SPECIALS, _CONTEXT, _LI_STOP, _SELECT_CLOSER = range(
-    len(_SCOPES)
-)
+_IN_SCOPE, _IN_LIST, _IN_BUTTON, _IN_TABLE, _SPECIALS, _CONTEXT, _LI_STOP = range(len(_SCOPES))
 _ANYWHERE: Final = -1
 _MEMBERSHIP: Final = {
     name: tuple(i for i, scope in enumerate(_SCOPES) if name in scope) for name in frozenset().union(*_SCOPES)
@@ -394,6 +390,8 @@ class _HtmlDepth:
         self.deepest = 2  # <html><body>
         self.in_head = True
         self.head_noscript = False
+        #: Stack indexes of cells that have no marker (see _cell_marked).
+        self.unmarked_cells: set[int] = set()
         #: Steps spent in the few walks that are not O(1); bounded to keep the scan linear.
         self.work_left = 8 * len(html) + 1_000_000
 
@@ -438,6 +436,8 @@ class _HtmlDepth:
     def _pop_to(self, index: int) -> None:
         """Pop the element at ``index`` and everything above it."""
         names, where, marks = self.names, self.where, self.marks
+        if self.unmarked_cells:
+            self.unmarked_cells = {cell for cell in self.unmarked_cells if cell < index}
         for position in range(len(names) - 1, index - 1, -1):
             name = names[position]
             if name != _GONE:
@@ -493,6 +493,12 @@ class _HtmlDepth:
         if self._find("p", _IN_BUTTON) >= 0:
             self._implied_ends("p")
             self._close("p", _IN_BUTTON)
+
+    def _cell_marked(self) -> bool:
+        """Whether the innermost cell (or caption) put a marker in the formatting list:
+        lexbor puts none for a cell straight in a template, and so clears none for it."""
+        cell = max((self.where[n][-1] for n in ("td", "th", "caption") if self.where.get(n)), default=-1)
+        return cell not in self.unmarked_cells
 
     def _table_context(self) -> str:
         """Which table rules apply: the nearest table-ish open element, "" outside tables."""
@@ -571,10 +577,28 @@ class _HtmlDepth:
         if not specials or specials[-1] < index:
             self._pop_to(index)
             return
-        # A furthest block: the parser takes the element out of the stack, moves the block
-        # up to the element's parent and wraps the block's children in a clone: no open
-        # element ends up deeper than it was, so removing the element is an upper bound.
+        # A furthest block: the parser takes the element out of the stack, and the elements
+        # between it and the block that are not active formatting elements too, moves the
+        # block up to the element's parent and wraps the block's children in a clone: no
+        # open element ends up deeper than it was, so removing them is an upper bound.
+        listed = {entry[0] for entry in self.formatting}
+        self._spend(len(self.formatting))
         self._remove(index)
+        start = index
+        # The parser repeats this (up to eight times) with the clone it leaves just above
+        # the block: without a special element further up, that round pops everything
+        # above the block.
+        for _round in range(8):
+            later = bisect.bisect_right(specials, start)
+            if later >= len(specials):
+                self._pop_to(start + 1)
+                return
+            block = specials[later]
+            self._spend(block - start)
+            for between in range(start + 1, block):
+                if not self.ids[between] or self.ids[between] not in listed:
+                    self._remove(between)
+            start = block
 
     # --- tokens -----------------------------------------------------------------------
 
@@ -645,7 +669,7 @@ class _HtmlDepth:
             return ""
         if (name in _TABLE_PARTS or name == "table") and self._table_start(name):
             return ""
-        if name in ("select", "input") and self._close("select", _SELECT_CLOSER) and name == "select":
+        if name in ("select", "input") and self._close("select", _IN_SCOPE) and name == "select":
             return ""  # <select> in a select closes it, <input> closes it and follows it
         if name == "form" and self.form_open and not self.where.get("template"):
             return ""  # a form inside a form is ignored
@@ -694,6 +718,8 @@ class _HtmlDepth:
         elif name in ("option", "optgroup"):
             if self.names and self.names[-1] == "option":
                 self._pop_to(len(self.names) - 1)
+            if self.names and self.names[-1] == "p" and self._find("select", _IN_SCOPE) >= 0:
+                self._pop_to(len(self.names) - 1)  # inside a select, lexbor closes a current <p>
         elif name == "nobr" and self._find("nobr", _IN_SCOPE) >= 0:
             self._reconstruct()
             self._formatting_end(name)
@@ -737,6 +763,7 @@ class _HtmlDepth:
                 return False  # nested table: the in-body rules
             if context == "":
                 return True  # table parts outside a table are ignored
+            marked = self._cell_marked()
             if context in ("td", "th"):
                 # Close the cell, then read the tag in the row.
                 self._implied_ends()
@@ -744,15 +771,19 @@ class _HtmlDepth:
                     return True  # the cell is out of scope: ignored
             elif not self._close("caption", _IN_TABLE):
                 return True
-            self._clear_formatting_to_marker()
+            if marked:
+                self._clear_formatting_to_marker()
             return self._table_start(name)
         if context == "template":
-            element = self._push(name)
+            self._push(name)
+            if name in ("td", "th"):
+                self.unmarked_cells.add(len(self.names) - 1)
             if name == "col":
                 self._pop_to(len(self.names) - 1)
-            elif name in ("td", "th", "caption"):
+            elif name == "caption":
+                # lexbor puts no marker for a cell straight in a template (fewer markers
+                # only means more reopening, the safe side).
                 self.formatting.append((_MARKER, "", ""))
-            del element
             return True
         if name == "table":
             if not self._close("table", _IN_TABLE):
@@ -878,10 +909,9 @@ class _HtmlDepth:
             scope = _IN_TABLE if name != "template" else _ANYWHERE
             if self._find(name, scope) >= 0:
                 # A cell or caption closed on the way clears its formatting elements, once.
-                closes_cell = name in ("td", "th", "caption", "template") or self._table_context() in (
-                    "td",
-                    "th",
-                    "caption",
+                closes_cell = name == "template" or (
+                    (name in ("td", "th", "caption") or self._table_context() in ("td", "th", "caption"))
+                    and self._cell_marked()
                 )
                 self._implied_ends()
                 self._close(name, scope)

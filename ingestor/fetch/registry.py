@@ -26,11 +26,9 @@ from ingestor.fetch import shard
 from ingestor.fetch.state import SavedState
 from ingestor.fetch.store import load_states, partition_count
 from ingestor.kafka import KafkaConnection
+from ingestor.supervise import Backoff, supervise
 
 log = structlog.get_logger("ingestor.fetch")
-
-RESTART_BASE_S = 0.5
-RESTART_CAP_S = 10.0
 
 
 class FeedSink(Protocol):
@@ -131,35 +129,34 @@ class FeedRegistry:
         return consumer
 
     async def _run(self) -> None:
-        delay = RESTART_BASE_S
+        """Consume until cancelled; the backoff restarts from its base after every good poll."""
+        backoff = Backoff(jitter=False)
+        await supervise(
+            lambda: self._consume(backoff), on_failure=self._failed, backoff=backoff, healthy_spell_s=None
+        )
+
+    async def _consume(self, backoff: Backoff) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            consumer = self._consumer = await self._new_consumer()
         while True:
-            consumer = self._consumer
-            try:
-                if consumer is None:
-                    consumer = self._consumer = await self._new_consumer()
-                while True:
-                    batch = await consumer.getmany(timeout_ms=1000)
-                    for tp, records in batch.items():
-                        for record in records:
-                            self._apply(tp.partition, record)
-                    delay = RESTART_BASE_S
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the broker went away: give the feeds up, rejoin later
-                log.warning(
-                    "fetch_registry_failed",
-                    stage="fetch",
-                    error=f"{type(exc).__name__}: {exc}",
-                    retry_in_s=delay,
-                )
-                await self.revoked(set(self._owned))
-                self._drop(self._owned)
-                self._consumer = None
-                if consumer is not None:
-                    with contextlib.suppress(Exception):
-                        await consumer.stop()
-                await asyncio.sleep(delay)
-                delay = min(RESTART_CAP_S, delay * 2)
+            batch = await consumer.getmany(timeout_ms=1000)
+            for tp, records in batch.items():
+                for record in records:
+                    self._apply(tp.partition, record)
+            backoff.reset()
+
+    async def _failed(self, exc: Exception, attempt: int, delay: float) -> None:
+        """The broker went away: give the feeds up, rejoin after ``delay``."""
+        log.warning(
+            "fetch_registry_failed", stage="fetch", error=f"{type(exc).__name__}: {exc}", retry_in_s=delay
+        )
+        await self.revoked(set(self._owned))
+        self._drop(self._owned)
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
 
     # --- rebalance --------------------------------------------------------------------
 

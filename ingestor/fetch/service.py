@@ -6,155 +6,49 @@ host's line without holding a global slot, so one slow shared host cannot starve
 Conditional-GET state is recorded only after the broker acknowledged the produced body: a
 broker outage costs a re-fetch, never a lost body.  No feed can take the stage down: every
 failure is classified, logged, and the feed is rescheduled.
+
+This module is the shell: lifecycle, wiring, the registry's API and the loop's tasks.  The
+rules live in pure modules (``decision`` for what an attempt means, ``dispatcher`` for what
+may start, ``schedule`` for when); the other I/O in one module per job (``raw`` writes
+bodies, ``keeper`` the state topic, ``recorder`` the attempt, ``push`` WebSub, ``status``
+the counters and views).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import random
 import socket
 import time
-from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from yarl import URL
 
-from ingestor import headers as hdr
-from ingestor import metrics
 from ingestor.config import FeedConfig, Settings
-from ingestor.fetch import shard
-from ingestor.fetch.hints import Hints
+from ingestor.fetch.decision import NO_PUSH, FetchPolicy, Verdict, judge
+from ingestor.fetch.dispatcher import HostDispatcher
+from ingestor.fetch.feedstate import AttemptRecord, FeedState, host_of
 from ingestor.fetch.http import Fetcher, FetchResult, Validators
-from ingestor.fetch.outcome import Outcome, settle
+from ingestor.fetch.keeper import StateKeeper
+from ingestor.fetch.outcome import Outcome
+from ingestor.fetch.push import PushAdapter
+from ingestor.fetch.raw import RawSink
+from ingestor.fetch.recorder import Recorder
 from ingestor.fetch.registry import FeedRegistry
-from ingestor.fetch.schedule import DueQueue, FeedTiming, Policy, first_delay, next_delay
-from ingestor.fetch.state import SavedAttempt, SavedState, SubscriptionState, due_for_saving, encode, material
-from ingestor.fetch.store import ensure_state_topic, load_states
-from ingestor.fetch.websub import HubStats, PushVerdict, WebSubscriber
-from ingestor.fetch.websub_protocol import body_key, discover, remember, seen
+from ingestor.fetch.schedule import DueQueue, first_delay
+from ingestor.fetch.state import SavedState
+from ingestor.fetch.status import FeedStatus, FetchHealth, StageStats, feed_status
 from ingestor.kafka import KafkaConnection, pin_producer_topics
-from ingestor.models import format_utc
 
 log = structlog.get_logger("ingestor.fetch")
 
-_HISTORY = 10
-_LATENESS_SAMPLES = 10_000
+__all__ = ["AttemptRecord", "FeedState", "FeedStatus", "FetchHealth", "FetchStage"]
+
 _FLUSH_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptRecord:
-    """One line of a feed's recent history: the data ``feed_fetched`` logs, kept for status."""
-
-    at: datetime
-    outcome: Outcome
-    status: int | None
-    duration_ms: float
-    bytes: int
-    reason: str | None
-    produced: bool
-    next_due: datetime
-    via: str = "poll"
-
-    def saved(self) -> SavedAttempt:
-        return SavedAttempt(
-            round(self.at.timestamp(), 3),
-            self.outcome.value,
-            self.status,
-            self.duration_ms,
-            self.bytes,
-            self.reason,
-            round(self.next_due.timestamp(), 3),
-            self.via,
-        )
-
-    @classmethod
-    def restored(cls, saved: SavedAttempt) -> AttemptRecord:
-        try:
-            outcome = Outcome(saved.outcome)
-        except ValueError:
-            outcome = Outcome.ERROR
-        return cls(
-            _utc(saved.at),
-            outcome,
-            saved.status,
-            saved.duration_ms,
-            saved.bytes,
-            saved.reason,
-            outcome is Outcome.OK,
-            _utc(saved.next_due or saved.at),
-            saved.via,
-        )
-
-
-@dataclass(slots=True)
-class FeedState:
-    feed: FeedConfig
-    timing: FeedTiming
-    host: str
-    etag: str | None = None
-    last_modified: str | None = None
-    sha256: str | None = None
-    history: deque[AttemptRecord] = field(default_factory=lambda: deque(maxlen=_HISTORY))
-    removed: bool = False
-    partition: int | None = None  # of its definition in the feeds topic (sharded mode)
-    paused: bool = False  # parked during a rebalance: not dispatched, due time kept aside
-    parked_due: float | None = None
-    saved_material: tuple[object, ...] | None = None  # what the last state record written held
-    saved_at: float = 0.0
-    recent: tuple[str, ...] = ()  # WebSub replay window: the last bodies seen, by poll or push
-
-
-@dataclass(frozen=True, slots=True)
-class FeedStatus:
-    feed_id: str
-    url: str
-    next_due: datetime | None
-    failures: int
-    etag: str | None
-    last_modified: str | None
-    sha256: str | None
-    effective_interval: float
-    attempts: tuple[AttemptRecord, ...]
-    partition: int | None = None
-    instance: str | None = None
-    websub: dict[str, object] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class FetchHealth:
-    """What /readyz and an operator want to know, cheap to compute (no scan of the feeds)."""
-
-    running: bool
-    ready: bool
-    feeds: int
-    in_flight: int
-    waiting_for_host: int
-    overdue_seconds: float  # how late the most overdue feed in the queue is
-    fetches: int
-    produced: int
-    outcomes: dict[str, int]
-    lateness_p99_seconds: float | None
-    last_produce_error: str | None
-    instance: str = ""
-    partitions: tuple[int, ...] | None = None  # feeds-topic partitions owned; None: not sharded
-    rebalances: int = 0
-    websub: dict[str, HubStats] = field(default_factory=dict)  # per hub: pushed vs only polled
-
-
-def _host_of(url: str) -> str:
-    return (URL(url).host or "").lower()
-
-
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
 
 
 class FetchStage:
@@ -173,38 +67,46 @@ class FetchStage:
         self._config = settings.fetch
         self._connection = connection
         self._topic = settings.topics.raw
-        self._policy = Policy.from_config(settings.fetch)
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"
+        self._policy = FetchPolicy.from_config(settings.fetch, self.instance)
         self._fetcher = fetcher or Fetcher(settings.fetch)
         self._rand = rand or random.Random().random
-        self._producer: AIOKafkaProducer | None = None
+        self._raw = RawSink(self._topic)
         self._queue = DueQueue()
         self._states: dict[str, FeedState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._host_active: Counter[str] = Counter()
-        self._host_waiting: dict[str, deque[tuple[float, str]]] = {}
-        self._hosts_freed: set[str] = set()
+        self._dispatcher = HostDispatcher(self._config.global_concurrency, self._config.per_host_concurrency)
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._fetches = 0
-        self._produced = 0
-        self._outcomes: Counter[str] = Counter()
-        self._lateness: deque[float] = deque(maxlen=_LATENESS_SAMPLES)
-        self._last_produce_error: str | None = None
+        self._stats = StageStats()
         self._restored: set[str] = set()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
-        self._state_partitions = 0  # > 0: write a feed's state to its feeds-topic partition number
-        self.instance = f"{socket.gethostname()}:{os.getpid()}"
+        self._keeper = StateKeeper(settings, connection)
+        self._recorder = Recorder(
+            self._policy, self._rand, self._queue, self._stats, self._keeper, self._raw, self._is_stopping
+        )
         self._registry = (
             FeedRegistry(settings, connection, self) if feeds is None and self._config.sharding else None
         )
-        self._websub = (
-            WebSubscriber(self._config, self._on_push) if self._config.websub.callback_url else None
+        self._push = (
+            PushAdapter(
+                self._config, self._policy, self._states, self._queue, self._raw, self._stats, self._recorder
+            )
+            if self._config.websub.callback_url
+            else None
         )
-        self._websub_restored: dict[str, SubscriptionState] = {}  # resubscribed once WebSub runs
         initial = feeds if feeds is not None else [f for f in settings.feeds if f.enabled]
         for feed in initial if self._registry is None else ():
             self._register(feed, time.time())
+
+    def _is_stopping(self) -> bool:
+        return self._stopping
+
+    @property
+    def _producer(self) -> AIOKafkaProducer | None:
+        """The producer while started (the raw sink's; the state keeper writes with it too)."""
+        return self._raw.producer
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -213,26 +115,19 @@ class FetchStage:
             return
         if self._registry is None:
             await self._restore()
-        elif self._config.state_topic:
-            topics = self._settings.topics
-            await ensure_state_topic(
-                self._connection, self._config.state_topic, topics.partitions, topics.replication_factor
-            )
+        elif self._keeper.topic:
+            await self._keeper.ensure_topic()
         producer = await self._connection.start_producer()
-        self._producer = producer
+        self._raw.producer = producer
         try:
             await pin_producer_topics(producer, [self._topic, self._config.state_topic or ""])
             await self._fetcher.start()
-            if self._websub is not None:
-                await self._websub.start()
-                restored, self._websub_restored = self._websub_restored, {}
-                for feed_id, sub in restored.items():
-                    if feed_id in self._states:
-                        self._websub.ensure(feed_id, sub.hub, sub.topic, restored=sub)
+            if self._push is not None:
+                await self._push.start()
         except BaseException:
             await self._fetcher.close()
             await producer.stop()
-            self._producer = None
+            self._raw.producer = None
             raise
         now = time.time()
         for feed_id, state in self._states.items():  # first fetches count from now, not from __init__
@@ -279,9 +174,9 @@ class FetchStage:
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
         await self._fetcher.close()
-        if self._websub is not None:
-            await self._websub.stop()
-        producer, self._producer = self._producer, None
+        if self._push is not None:
+            await self._push.stop()
+        producer, self._raw.producer = self._raw.producer, None
         if producer is not None:
             try:
                 # bounded: with the broker gone, flushing would wait out the request timeout; what
@@ -290,16 +185,13 @@ class FetchStage:
                     await producer.stop()
             except TimeoutError:
                 log.warning("fetch_flush_timed_out", stage="fetch", seconds=_FLUSH_TIMEOUT)
-        log.info("fetch_stopped", stage="fetch", fetches=self._fetches, produced=self._produced)
+        log.info("fetch_stopped", stage="fetch", fetches=self._stats.fetches, produced=self._stats.produced)
 
     async def _restore(self) -> None:
         """Resume validators and schedule from the state topic; a feed whose URL changed starts afresh."""
-        topic = self._config.state_topic
-        if not topic:
+        if not self._keeper.topic:
             return
-        topics = self._settings.topics
-        await ensure_state_topic(self._connection, topic, topics.partitions, topics.replication_factor)
-        saved = await load_states(self._connection, topic)
+        saved = await self._keeper.load()
         now = time.time()
         restored = 0
         for feed_id, state in self._states.items():
@@ -312,55 +204,21 @@ class FetchStage:
                 previous.sha256,
             )
             previous.apply_to(state.timing)
-            if self._websub is not None:
-                state.recent = previous.recent[-self._config.websub.replay_window :]
+            if self._push is not None:
+                state.recent = self._push.window(previous.recent)
                 if previous.websub is not None:
-                    self._websub_restored[feed_id] = previous.websub
+                    self._push.keep_for_start(feed_id, previous.websub)
             if previous.next_due is not None and previous.next_due > now:
                 self._queue.schedule(feed_id, previous.next_due)
                 self._restored.add(feed_id)
             restored += 1
         log.info("fetch_state_restored", stage="fetch", feeds=restored, known=len(saved))
 
-    async def _save(self, state: FeedState, due: float, now: float) -> None:
-        """Enqueue (not await) the state record: it follows the raw produce it describes."""
-        topic = self._config.state_topic
-        if not topic or self._producer is None:
-            return
-        keep = self._config.state_attempts
-        record = SavedState(
-            url=state.feed.url,
-            etag=state.etag,
-            last_modified=state.last_modified,
-            sha256=state.sha256,
-            failures=state.timing.failures,
-            change_interval=state.timing.change_interval,
-            last_change_at=state.timing.last_change_at,
-            next_due=due,
-            saved_at=now,
-            instance=self.instance,
-            attempts=tuple(a.saved() for a in list(state.history)[-keep:]) if keep else (),
-            websub=self._websub.snapshot(state.feed.id) if self._websub is not None else None,
-            recent=state.recent,
-        )
-        current = material(record)
-        if not due_for_saving(state.saved_material, current, state.saved_at, now, self._config.state_refresh):
-            return
-        state.saved_material, state.saved_at = current, now
-        partition = shard.state_partition(state.partition, self._state_partitions, self._state_partitions)
-        try:
-            await self._producer.send(
-                topic, encode(record), key=state.feed.id.encode("utf-8"), partition=partition
-            )
-        except Exception as exc:  # losing a state record costs one unconditional fetch, no more
-            state.saved_material = None  # try again with the next fetch
-            log.warning("fetch_state_not_saved", stage="fetch", feed=state.feed.id, error=str(exc))
-
     # --- feeds ----------------------------------------------------------------------
 
     def _register(self, feed: FeedConfig, now: float) -> FeedState:
-        timing = self._policy.timing_for(feed)
-        state = FeedState(feed=feed, timing=timing, host=_host_of(feed.url))
+        timing = self._policy.schedule.timing_for(feed)
+        state = FeedState(feed=feed, timing=timing, host=host_of(feed.url))
         self._states[feed.id] = state
         self._queue.schedule(feed.id, now + first_delay(timing, self._config.startup_spread, self._rand))
         return state
@@ -389,14 +247,14 @@ class FetchStage:
         elif saved is not None and saved.url == feed.url:
             state.etag, state.last_modified, state.sha256 = saved.etag, saved.last_modified, saved.sha256
             saved.apply_to(state.timing)
-            if self._websub is not None:
-                state.recent = saved.recent[-self._config.websub.replay_window :]
+            if self._push is not None:
+                state.recent = self._push.window(saved.recent)
             state.history.extend(AttemptRecord.restored(a) for a in saved.attempts)
             if saved.next_due is not None:  # overdue (its owner died): soon, spread over a second
                 spread = min(state.timing.interval, 1.0) * self._rand()
                 self._queue.schedule(feed.id, max(saved.next_due, now + spread))
-            if saved.websub is not None and self._websub is not None:  # subscribe with our callback
-                self._websub.ensure(feed.id, saved.websub.hub, saved.websub.topic, restored=saved.websub)
+            if saved.websub is not None and self._push is not None:  # subscribe with our callback
+                self._push.adopt(feed.id, saved.websub)
         self._wake.set()
 
     def remove_feed(self, feed_id: str) -> bool:
@@ -405,8 +263,8 @@ class FetchStage:
             return False
         state.removed = True
         self._queue.remove(feed_id)
-        if self._websub is not None:
-            self._websub.forget(feed_id)
+        if self._push is not None:
+            self._push.forget(feed_id)
         return True
 
     def pause_feeds(self, feed_ids: Iterable[str]) -> None:
@@ -436,61 +294,51 @@ class FetchStage:
         tasks = [task for feed_id in feed_ids if (task := self._in_flight.get(feed_id)) is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=self._config.shutdown_grace)
-        if self._producer is not None:
+        if self._raw.producer is not None:
             try:
                 async with asyncio.timeout(_FLUSH_TIMEOUT):
-                    await self._producer.flush()
+                    await self._raw.producer.flush()
             except Exception as exc:  # the next owner fetches a little early: no loss
                 log.warning("fetch_state_flush_failed", stage="fetch", error=f"{type(exc).__name__}: {exc}")
 
     def set_state_partitions(self, count: int) -> None:
         """Co-locate state records with definitions (same partition number) when ``count`` > 0."""
-        self._state_partitions = count
+        self._keeper.set_partitions(count)
 
     # --- introspection ----------------------------------------------------------------
 
     def health(self) -> FetchHealth:
         now = time.time()
         head = self._queue.peek()
-        samples = sorted(self._lateness)
-        p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))] if samples else None
         running = self._loop_task is not None and not self._loop_task.done()
         return FetchHealth(
             running=running,
-            ready=running and self._producer is not None and not self._stopping,
+            ready=running and self._raw.producer is not None and not self._stopping,
             feeds=len(self._states),
             in_flight=len(self._tasks),
-            waiting_for_host=sum(len(line) for line in self._host_waiting.values()),
+            waiting_for_host=self._dispatcher.waiting(),
             overdue_seconds=max(0.0, now - head[0]) if head else 0.0,
-            fetches=self._fetches,
-            produced=self._produced,
-            outcomes=dict(self._outcomes),
-            lateness_p99_seconds=p99,
-            last_produce_error=self._last_produce_error,
+            fetches=self._stats.fetches,
+            produced=self._stats.produced,
+            outcomes=dict(self._stats.outcomes),
+            lateness_p99_seconds=self._stats.lateness_p99(),
+            last_produce_error=self._stats.last_produce_error,
             instance=self.instance,
             partitions=tuple(self._registry.partitions) if self._registry is not None else None,
             rebalances=self._registry.rebalances if self._registry is not None else 0,
-            websub=self._websub.hubs() if self._websub is not None else {},
+            websub=self._push.hubs() if self._push is not None else {},
         )
 
     def feed_status(self, feed_id: str) -> FeedStatus | None:
         state = self._states.get(feed_id)
         if state is None:
             return None
-        due = self._queue.due_at(feed_id)
-        return FeedStatus(
-            feed_id=feed_id,
-            url=state.feed.url,
-            next_due=_utc(due) if due is not None else None,
-            failures=state.timing.failures,
-            etag=state.etag,
-            last_modified=state.last_modified,
-            sha256=state.sha256,
-            effective_interval=state.timing.effective_interval(time.time()),
-            attempts=tuple(state.history),
-            partition=state.partition,
-            instance=self.instance,
-            websub=self._websub.status_of(feed_id) if self._websub is not None else None,
+        return feed_status(
+            state,
+            self._queue.due_at(feed_id),
+            time.time(),
+            self.instance,
+            self._push.status_of(feed_id) if self._push is not None else None,
         )
 
     # --- the loop ---------------------------------------------------------------------
@@ -513,41 +361,15 @@ class FetchStage:
                     await self._wake.wait()
 
     def _dispatch(self, now: float) -> None:
-        cap = self._config.global_concurrency
-        per_host = self._config.per_host_concurrency
-        for host in list(self._hosts_freed):
-            line = self._host_waiting.get(host)
-            while line and len(self._tasks) < cap and self._host_active[host] < per_host:
-                due, feed_id = line.popleft()
-                state = self._states.get(feed_id)
-                if state is not None and state.paused:
-                    state.parked_due = due
-                elif state is not None and not state.removed:
-                    self._start(state, due, now)
-            if not line:
-                self._host_waiting.pop(host, None)
-                self._hosts_freed.discard(host)
-            elif self._host_active[host] >= per_host:
-                self._hosts_freed.discard(host)
-            if len(self._tasks) >= cap:
-                return
-        while len(self._tasks) < cap:
-            item = self._queue.pop_due(now)
-            if item is None:
-                return
-            due, feed_id = item
-            state = self._states.get(feed_id)
-            if state is None:
-                continue
-            if self._host_active[state.host] >= per_host:
-                self._host_waiting.setdefault(state.host, deque()).append((due, feed_id))
-                continue
-            self._start(state, due, now)
+        plan = self._dispatcher.dispatch(self._queue, self._states, len(self._tasks), now)
+        for due, feed_id in plan.parked:
+            self._states[feed_id].parked_due = due
+        for due, feed_id in plan.start:
+            self._start(self._states[feed_id], due, now)
 
     def _start(self, state: FeedState, due: float, now: float) -> None:
-        self._host_active[state.host] += 1
-        self._lateness.append(max(0.0, now - due))
-        metrics.FETCH_LATENESS.observe(max(0.0, now - due))
+        """Run one fetch as a task; the dispatcher has counted it against its host already."""
+        self._stats.started(due, now)
         feed_id = state.feed.id
         task = asyncio.create_task(self._fetch_one(state), name=f"fetch:{feed_id}")
         self._tasks.add(task)
@@ -561,234 +383,37 @@ class FetchStage:
         task.add_done_callback(done)
 
     def _release(self, host: str) -> None:
-        self._host_active[host] -= 1
-        if self._host_active[host] <= 0:
-            del self._host_active[host]
-        if host in self._host_waiting:
-            self._hosts_freed.add(host)
+        self._dispatcher.release(host)
         self._wake.set()
 
     async def _fetch_one(self, state: FeedState) -> None:
+        """One poll: fetch, judge, produce a new body, record; never raises for a feed's sake."""
         feed = state.feed
         try:
             result = await self._fetcher.fetch(feed, Validators(state.etag, state.last_modified))
-            outcome = settle(result.outcome, result.sha256, state.sha256)
-            reason = result.reason
-            if outcome is Outcome.OK and self._earlier_body(state, result.sha256):
-                outcome, reason = Outcome.UNCHANGED, "an earlier body again"
-            produced = False
-            if outcome is Outcome.OK:
+            link = self._push.before_poll(feed.id) if self._push is not None else NO_PUSH
+            verdict = judge(state, result, self._policy, link)
+            if verdict.produce:
                 try:
-                    await self._produce(feed, result)
-                    produced = True
+                    await self._raw.produce(feed, result)
+                    verdict = verdict.acknowledged()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    outcome = Outcome.PRODUCE_FAILED
-                    reason = f"produce failed: {type(exc).__name__}: {exc}"
-                    self._last_produce_error = reason
-            await self._record(state, result, outcome, reason, produced)
+                    verdict = verdict.refused(f"produce failed: {type(exc).__name__}: {exc}")
+                    self._stats.last_produce_error = verdict.reason
+            await self._record(state, result, verdict)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug; the feed is still rescheduled, with backoff
             log.exception("fetch_failed_unexpectedly", stage="fetch", feed=feed.id)
             now = datetime.now(UTC)
             result = FetchResult(feed.id, feed.url, feed.url, Outcome.ERROR, repr(exc), None, now, 0.0)
-            await self._record(state, result, Outcome.ERROR, f"{type(exc).__name__}: {exc}", False)
+            await self._record(state, result, Verdict(Outcome.ERROR, f"{type(exc).__name__}: {exc}"))
         finally:
             self._release(state.host)
 
-    async def _record(
-        self, state: FeedState, result: FetchResult, outcome: Outcome, reason: str | None, produced: bool
-    ) -> None:
-        """Update validators and schedule; log the canonical ``feed_fetched`` line."""
-        now = time.time()
-        if produced or (outcome is Outcome.UNCHANGED and result.sha256 == state.sha256):
-            state.etag, state.last_modified = result.etag, result.last_modified
-            state.sha256 = result.sha256
-            if self._websub is not None and result.sha256 is not None:  # a push of it is a replay
-                state.recent = remember(state.recent, result.sha256, self._config.websub.replay_window)
-        elif outcome is Outcome.UNCHANGED:  # an earlier body again: the latest one stays the latest
-            pass
-        elif outcome is Outcome.NOT_MODIFIED:
-            state.etag = result.etag or state.etag
-            state.last_modified = result.last_modified or state.last_modified
-        state.timing.observe(outcome, now)
-        hints = result.hints if outcome is not Outcome.ERROR else Hints()
-        delay = next_delay(self._policy, state.timing, outcome, hints, now, self._rand)
-        if self._websub is not None and outcome.success:
-            delay = self._push_aware(state, result, produced, delay)
-        due = now + delay
-        if state.paused:
-            state.parked_due = due
-        elif not state.removed and not self._stopping:
-            self._queue.schedule(state.feed.id, due)
-        self._fetches += 1
-        self._produced += int(produced)
-        self._outcomes[outcome.value] += 1
-        record = AttemptRecord(
-            at=result.fetched_at,
-            outcome=outcome,
-            status=result.status,
-            duration_ms=round(result.duration_ms, 1),
-            bytes=result.bytes_read,
-            reason=reason,
-            produced=produced,
-            next_due=_utc(due),
-        )
-        state.history.append(record)
-        await self._save(state, due, now)  # after the history: the record carries this attempt too
-        metrics.observe_fetch(
-            state.feed.id,
-            outcome.value,
-            success=outcome.success,
-            duration_s=result.duration_ms / 1000,
-            size=result.bytes_read,
-            failures=state.timing.failures,
-        )
-        (log.info if outcome.success else log.warning)(
-            "feed_fetched",
-            stage="fetch",
-            feed=state.feed.id,
-            status=result.status,
-            duration_ms=record.duration_ms,
-            url=state.feed.url,
-            final_url=result.final_url if result.final_url != state.feed.url else None,
-            bytes=result.bytes_read,
-            outcome=outcome.value,
-            reason=reason,
-            attempts=result.attempts,
-            produced=produced,
-            failures=state.timing.failures,
-            next_due=format_utc(record.next_due),
-        )
-
-    def _earlier_body(self, state: FeedState, sha256: str | None) -> bool:
-        """A poll of a pushed feed that returns one of its recent bodies, not the latest: a stale
-        copy (a CDN node, a lagging origin) of what a push already delivered. Producing it would
-        make dedup publish the old text as a new version, as a replayed push would."""
-        return (
-            sha256 is not None
-            and self._websub is not None
-            and self._websub.subscribed(state.feed.id)
-            and seen(state.recent, sha256)
-        )
-
-    def _push_aware(self, state: FeedState, result: FetchResult, produced: bool, delay: float) -> float:
-        """Subscribe where the feed names a hub; poll a pushed feed only as a slow fallback."""
-        assert self._websub is not None
-        feed_id = state.feed.id
-        if result.body is not None or result.links:
-            found = discover(result.links, result.body, result.final_url)
-            if found.hub is not None and not state.removed:
-                self._websub.ensure(feed_id, found.hub, found.self_url or state.feed.url)
-        if not self._websub.active(feed_id):
-            return delay
-        if produced:
-            self._websub.note_poll_change(feed_id)
-        return max(delay, self._config.websub.poll_interval)
-
-    async def _on_push(self, feed_id: str, body: bytes, content_type: str | None) -> PushVerdict:
-        """A hub's push, treated as a fetch result: produced once (body hash), state and log as a poll."""
-        state = self._states.get(feed_id)
-        if state is None or state.removed or self._producer is None:
-            return "unknown"
-        if state.paused:  # a rebalance is deciding who owns it: the hub retries, the owner takes it
-            return "failed"
-        fetched_at = datetime.now(UTC)
-        started = time.perf_counter()
-        sha = hashlib.sha256(body).hexdigest()
-        result = FetchResult(
-            feed_id,
-            state.feed.url,
-            state.feed.url,
-            Outcome.OK,
-            None,
-            200,
-            fetched_at,
-            0.0,
-            body=body,
-            bytes_read=len(body),
-            content_type=content_type,
-            sha256=sha,
-        )
-        outcome = settle(Outcome.OK, sha, state.sha256)
-        if outcome is Outcome.OK and state.recent and state.recent[-1] == body_key(sha):
-            outcome = Outcome.UNCHANGED  # the same push at two callbacks (a renewal), still in flight
-        if outcome is Outcome.OK and seen(state.recent, sha):
-            # one of the feed's recent bodies but not the latest: a captured push sent again, or a
-            # hub resending old content. Producing it would make dedup publish old text as new.
-            self._outcomes["push_replayed"] += 1
-            log.warning("websub_push_replayed", stage="fetch", feed=feed_id, sha256=sha)
-            return "replayed"
-        produced = False
-        if outcome is Outcome.OK:
-            before = state.recent  # remembered before the await: a concurrent push of it is a duplicate
-            state.recent = remember(before, sha, self._config.websub.replay_window)
-            try:
-                await self._produce(state.feed, result, via="push")
-            except Exception as exc:  # the hub retries a push it did not get a 2xx for
-                state.recent = before
-                self._last_produce_error = f"produce failed: {type(exc).__name__}: {exc}"
-                log.warning(
-                    "feed_push_not_produced", stage="fetch", feed=feed_id, error=self._last_produce_error
-                )
-                return "failed"
-            produced = True
-            state.sha256 = sha
-        now = time.time()
-        state.timing.observe(outcome, now)
-        due = self._queue.due_at(feed_id) or state.parked_due or now
-        self._produced += int(produced)
-        self._outcomes[f"push_{outcome.value}"] += 1
-        record = AttemptRecord(
-            at=fetched_at,
-            outcome=outcome,
-            status=200,
-            duration_ms=round((time.perf_counter() - started) * 1000, 1),
-            bytes=len(body),
-            reason=None,
-            produced=produced,
-            next_due=_utc(due),
-            via="push",
-        )
-        state.history.append(record)
-        await self._save(state, due, now)
-        log.info(
-            "feed_fetched",
-            stage="fetch",
-            feed=feed_id,
-            status=200,
-            duration_ms=record.duration_ms,
-            url=state.feed.url,
-            bytes=len(body),
-            outcome=outcome.value,
-            reason=None,
-            produced=produced,
-            via="push",
-            failures=state.timing.failures,
-            next_due=format_utc(record.next_due),
-        )
-        return "new" if produced else "unchanged"
-
-    async def _produce(self, feed: FeedConfig, result: FetchResult, *, via: str = "poll") -> None:
-        assert self._producer is not None and result.body is not None
-        headers = hdr.build(
-            [
-                (hdr.URL, feed.url),
-                (hdr.FINAL_URL, result.final_url),
-                (hdr.STATUS, str(result.status) if result.status is not None else None),
-                (hdr.CONTENT_TYPE, result.content_type),
-                (hdr.ETAG, result.etag),
-                (hdr.LAST_MODIFIED, result.last_modified),
-                (hdr.FETCHED_AT, format_utc(result.fetched_at)),
-                (hdr.BODY_SHA256, result.sha256),
-                (hdr.FEED_TIMEZONE, feed.timezone),
-                (hdr.FEED_FORMAT, feed.format),
-                (hdr.FEED_LANGUAGE, feed.language),
-                (hdr.VIA, via),
-            ]
-        )
-        await self._producer.send_and_wait(
-            self._topic, value=result.body, key=feed.id.encode("utf-8"), headers=headers
-        )
+    async def _record(self, state: FeedState, result: FetchResult, verdict: Verdict) -> None:
+        """A poll's end: WebSub learns of the hub it names, then the shared recording path."""
+        link = self._push.after_poll(state, result, verdict) if self._push is not None else NO_PUSH
+        await self._recorder.commit(state, result, verdict, link)

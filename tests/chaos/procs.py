@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ingestor.broker import free_port
+from ingestor.kafka.embedded import free_port
 from tests.integration.daemon_process import Daemon
 
 S3_ENV = {

@@ -36,7 +36,7 @@ from tests.integration.kafka_helpers import read_topic
 # their mechanisms and fixed (a zombie member after a rebalance or a broker restart; a restore
 # that trusted the broker's reported end; a batch delivered after an outage). One more
 # mechanism, seen once, is unexplained: publications of a SIGKILLed process that became visible
-# only after the broker restart (docs/architecture-notes.md). A re-run shows in pytest's summary.
+# only after the broker restart (docs/architecture.md). A re-run shows in pytest's summary.
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600), pytest.mark.flaky(reruns=1)]
 
 MIN_ITEMS = 2000

@@ -10,9 +10,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 
-from ingestor.broker import EmbeddedBroker, free_port
 from ingestor.config import EmbeddedBrokerConfig
 from ingestor.kafka import abandon_producer
+from ingestor.kafka.embedded import EmbeddedBroker, free_port
 from tests.integration.kafka_helpers import create_topic
 
 TOPIC = "abandon.test"

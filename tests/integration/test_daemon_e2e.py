@@ -15,7 +15,7 @@ from typing import Any
 
 import jsonschema
 
-from ingestor.broker import free_port, read_records
+from ingestor.kafka.embedded import free_port, read_records
 from tests.conftest import make_settings
 from tests.integration.daemon_process import Daemon, write_config
 from tests.integration.kafka_helpers import read_topic, values

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from ingestor.broker import read_records
+from ingestor.kafka.embedded import read_records
 
 EVENT_LINE = re.compile(r"^\d\d:\d\d:\d\d  (created|updated) v(\d+)\s+(article|live_update)\s+(\S+)\s+\S.*$")
 

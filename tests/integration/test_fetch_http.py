@@ -132,7 +132,7 @@ async def test_500_is_retried_with_backoff(server: FeedServer, base: str) -> Non
 
 
 async def test_connection_refused_is_classified(server: FeedServer) -> None:
-    from ingestor.broker import free_port
+    from ingestor.kafka.embedded import free_port
 
     fetcher = await fetcher_for(fetch_config(retries=1))
     try:

@@ -111,7 +111,7 @@ async def test_each_changed_body_is_produced_exactly_once(broker_address: str, s
 async def test_failing_feeds_are_logged_and_retried_never_fatal(
     broker_address: str, server: FeedServer
 ) -> None:
-    from ingestor.broker import free_port
+    from ingestor.kafka.embedded import free_port
 
     base = f"http://127.0.0.1:{server.port}"
     feeds = [

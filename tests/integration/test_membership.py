@@ -17,8 +17,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 
 from ingestor import consumer_loop, metrics
 from ingestor.consumer_loop import ConsumeLoop, Output
-from ingestor.kafka import KafkaConnection, ensure_topics
-from ingestor.membership import Membership, confirm_membership
+from ingestor.kafka import KafkaConnection, Membership, confirm_membership, ensure_topics
 from tests.conftest import make_settings
 from tests.integration.kafka_helpers import produce
 

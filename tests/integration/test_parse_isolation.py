@@ -23,7 +23,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ingestor import headers as hdr
-from ingestor.broker import free_port
+from ingestor.kafka.embedded import free_port
 from tests.conftest import make_settings
 from tests.integration.daemon_process import Daemon, write_config
 from tests.integration.kafka_helpers import read_topic

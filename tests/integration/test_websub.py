@@ -19,13 +19,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from ingestor import headers as hdr
-from ingestor.broker import free_port
 from ingestor.config import Settings
 from ingestor.fetch.http import Fetcher
 from ingestor.fetch.service import FetchStage
 from ingestor.fetch.websub import HubStats
 from ingestor.fetch.websub_protocol import sign, token_ok
 from ingestor.kafka import KafkaConnection, ensure_topics
+from ingestor.kafka.embedded import free_port
 from tests.conftest import make_settings
 from tests.integration.kafka_helpers import read_topic
 from tests.integration.test_fetch_support import StaticResolver

@@ -290,6 +290,21 @@ def padded_content_type(size: int, space: str = " ") -> Hostile:
     return Hostile(body.encode(), "text/html; charset=" + space * size + "!")
 
 
+def benign_documents() -> list[Hostile]:
+    """One ordinary document of each shape (text capture, article page, live feed)."""
+    article = _page(
+        "<article><h1>Harbour cranes idle</h1><p>Dockworkers at the northern terminal left "
+        "their cranes idle for a second day.</p><p>Union stewards said members would vote.</p></article>"
+    )
+    text = CAPTURE_HEAD + "1:10 AM\nFerry service resumes.\n\nMorning ferries left on schedule.\n"
+    unit = "<p>10:05</p><p>Ferry service resumes.</p><p>Morning ferries left on schedule.</p>"
+    return [
+        Hostile(text.encode(), "text/plain; charset=utf-8"),
+        Hostile(article.encode(), "text/html; charset=utf-8"),
+        Hostile(_rss(_rss_items(unit, 2_000)).encode(), "application/rss+xml; charset=utf-8"),
+    ]
+
+
 #: Every class, by name: ``generator(size)`` builds a document of about ``size`` characters.
 CLASSES: dict[str, Callable[[int], Hostile]] = {
     "text_stamp_dates": text_stamp_dates,

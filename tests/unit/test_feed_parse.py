@@ -256,18 +256,11 @@ def test_sniffing(body: bytes, content_type: str | None, shape: str) -> None:
 def test_forced_format_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[str] = []
 
-    def fake_import(name: str) -> Any:
-        class Module:
-            @staticmethod
-            def parse_text_capture(doc: RawDocument, text: str) -> list[NewsItem]:
-                seen.append("text:" + text[:5])
-                return []
+    def fake_text_capture(doc: RawDocument, text: str) -> list[NewsItem]:
+        seen.append("text:" + text[:5])
+        return []
 
-            parse_html_page = parse_text_capture
-
-        return Module
-
-    monkeypatch.setattr("consumers.parse.dispatch.importlib.import_module", fake_import)
+    monkeypatch.setattr("consumers.parse.dispatch.parse_text_capture", fake_text_capture)
     parse("rss2_news.xml", format="text")
     assert seen == ["text:<?xml"]
 

@@ -176,6 +176,8 @@ def test_article_item_carries_the_chosen_title() -> None:
         (["By Jane Roe"], ["Jane Roe"]),
         (["By JANE ROE and JOHN DOE, Associated Press"], ["Jane Roe", "John Doe"]),
         (["Jane Roe, Staff Writer"], ["Jane Roe"]),
+        (["Jane Roe, Courierwire"], ["Jane Roe"]),
+        (["Jane Roe", "Catherine"], ["Jane Roe", "Catherine"]),
         (["Jane Roe @janeroe"], ["Jane Roe"]),
         (["Jane Roe5 min read"], ["Jane Roe"]),
         (["Jane Roe Published 11:34 PM EST"], ["Jane Roe"]),
@@ -306,3 +308,21 @@ def test_dated_related_links_do_not_make_an_article_a_live_page() -> None:
     assert len(block_fragments(tree, UTC, datetime(2024, 11, 5, tzinfo=UTC))[0]) >= 2  # the trap is armed
     item = parse(html)
     assert "Paragraph 1" in item.body
+
+
+def test_published_from_another_document_object_in_jsonld() -> None:
+    html = page(
+        og_title="Bridge reopens after two years",
+        jsonld=[
+            {"@type": "WebSite", "name": "Riverside Courier"},
+            {"@type": "ClaimReview", "datePublished": "2024-11-04T08:36:00+00:00"},
+        ],
+    )
+    assert parse(html).published_at == datetime(2024, 11, 4, 8, 36, tzinfo=UTC)
+
+
+def test_published_printed_as_microdata_text() -> None:
+    html = page(og_title="Bridge reopens after two years").replace(
+        "<article>", '<article><span itemprop="datePublished">Posted: November 4, 2024</span>'
+    )
+    assert parse(html).published_at == datetime(2024, 11, 4, tzinfo=UTC)

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser
 
 from consumers.parse import ParseError, RawDocument, parse_document
-from consumers.parse.safety import MAX_HTML_DEPTH, check_html_nesting, html_nesting_depth
+from consumers.parse.safety import MAX_HTML_DEPTH, _collapse_runs, check_html_nesting, html_nesting_depth
 from tests.unit.test_parse_safety import io_events
 
 PARA = "<p>" + "Crews restored power to the northern district after the storm passed. " * 3 + "</p>"
@@ -294,3 +294,20 @@ def _well_formed(draw: st.DrawFn, depth: int = 0) -> str:
 def test_well_formed_pages_are_counted_exactly(parts: list[str]) -> None:
     html = "<html><body>" + "".join(parts) + "</body></html>"
     assert html_nesting_depth(html) == lexbor_depth(html)
+
+
+_unit_run = st.builds(
+    lambda n, a, t, k: f"<{n}{a}>{t}</{n}>" * k,
+    st.sampled_from(_NAMES),
+    st.sampled_from(["", " id=1", " class=a"]),
+    st.sampled_from(["x", "", " "]),
+    st.integers(min_value=3, max_value=8),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(_token, _unit_run), max_size=60))
+def test_collapsing_runs_of_identical_units_keeps_the_bound(tokens: list[str]) -> None:
+    """check_html_nesting scans floods of identical tiny elements as two copies."""
+    html = "".join(tokens)
+    assert html_nesting_depth(_collapse_runs(html)) >= lexbor_depth(html)

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from ingestor import scan
+from ingestor.kafka import reader
 
 TP = TopicPartition("t", 0)
 
@@ -54,7 +54,7 @@ class _Log:
 
 
 async def _offsets(log: _Log, quiet_s: float = 0.05) -> list[int]:
-    return [record.offset async for record in scan.read_to_end(log, [TP], quiet_s=quiet_s, limit_s=10)]  # type: ignore[arg-type]
+    return [record.offset async for record in reader.read_to_end(log, [TP], quiet_s=quiet_s, limit_s=10)]  # type: ignore[arg-type]
 
 
 async def test_a_lagging_end_after_a_restart_does_not_cut_the_tail() -> None:

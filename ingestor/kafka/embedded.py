@@ -3,7 +3,7 @@
 Tansu runs as a child process.  On Linux it is started with ``PR_SET_PDEATHSIG`` so that the
 kernel kills it when the daemon dies, even by SIGKILL: no broker is ever left behind.  The
 running daemon records the broker's address in a small state file so that ``ingestor tail``
-and friends can find it.
+and friends can find it.  Its logger stays ``ingestor.broker`` (docs/logging.md).
 """
 
 from __future__ import annotations

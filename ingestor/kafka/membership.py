@@ -15,7 +15,8 @@ acked and committed: the revoke hook waits for it. The session cannot expire eit
 just been renewed.
 
 This reaches into aiokafka's group coordinator (``_coordinator``, ``_send_req``), which has no
-public API for it. aiokafka is pinned below 0.15 in pyproject.toml for that reason, and
+public API for it. aiokafka is pinned below 0.15 in pyproject.toml for that reason;
+``tests/unit/test_kafka_internals.py`` fails when an upgrade moves those attributes, and
 ``tests/integration/test_membership.py`` checks the behaviour against the embedded broker.
 """
 

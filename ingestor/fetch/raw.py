@@ -1,0 +1,45 @@
+"""Writes a fetched (or pushed) body to news.raw, with the headers the parse stage reads.
+
+One place for the message format of news.raw, so that a polled and a pushed body are
+indistinguishable downstream except for ``via``; the caller awaits the broker's
+acknowledgement, since only an acknowledged body may move the feed's validators.
+"""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaProducer
+
+from ingestor import headers as hdr
+from ingestor.config import FeedConfig
+from ingestor.fetch.http import FetchResult
+from ingestor.models import format_utc
+
+
+class RawSink:
+    """The stage's producer (set while started) and the one thing the fetch path sends with it."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.producer: AIOKafkaProducer | None = None
+
+    async def produce(self, feed: FeedConfig, result: FetchResult, *, via: str = "poll") -> None:
+        assert self.producer is not None and result.body is not None
+        headers = hdr.build(
+            [
+                (hdr.URL, feed.url),
+                (hdr.FINAL_URL, result.final_url),
+                (hdr.STATUS, str(result.status) if result.status is not None else None),
+                (hdr.CONTENT_TYPE, result.content_type),
+                (hdr.ETAG, result.etag),
+                (hdr.LAST_MODIFIED, result.last_modified),
+                (hdr.FETCHED_AT, format_utc(result.fetched_at)),
+                (hdr.BODY_SHA256, result.sha256),
+                (hdr.FEED_TIMEZONE, feed.timezone),
+                (hdr.FEED_FORMAT, feed.format),
+                (hdr.FEED_LANGUAGE, feed.language),
+                (hdr.VIA, via),
+            ]
+        )
+        await self.producer.send_and_wait(
+            self.topic, value=result.body, key=feed.id.encode("utf-8"), headers=headers
+        )

@@ -1,0 +1,122 @@
+"""Records an attempt, polled or pushed, the one way: decide, apply, count, save, log.
+
+Poll and push used to record an attempt each in their own words, and drifted; both now
+hand their result and verdict here.  The rules are in ``decision.decide`` (pure); this
+module only applies the ``Decision`` to the feed, moves its due time, writes the state
+record and emits the canonical ``feed_fetched`` line and the metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import structlog
+
+from ingestor import metrics
+from ingestor.fetch.decision import (
+    NO_PUSH,
+    Decision,
+    FetchPolicy,
+    PushLink,
+    PushResult,
+    Random,
+    Result,
+    Verdict,
+    decide,
+)
+from ingestor.fetch.feedstate import FeedState
+from ingestor.fetch.keeper import StateKeeper
+from ingestor.fetch.raw import RawSink
+from ingestor.fetch.schedule import DueQueue
+from ingestor.fetch.status import StageStats
+from ingestor.models import format_utc
+
+log = structlog.get_logger("ingestor.fetch")
+
+
+def apply(state: FeedState, decision: Decision) -> None:
+    """Adopt what the decision says the feed now is (no await: no other attempt sees half of it)."""
+    state.etag, state.last_modified, state.sha256 = decision.etag, decision.last_modified, decision.sha256
+    state.recent, state.timing = decision.recent, decision.timing
+    state.history.append(decision.attempt)
+
+
+class Recorder:
+    """The shared end of every attempt; ``stopping`` keeps a finishing fetch off the schedule."""
+
+    def __init__(
+        self,
+        policy: FetchPolicy,
+        rand: Random,
+        queue: DueQueue,
+        stats: StageStats,
+        keeper: StateKeeper,
+        raw: RawSink,
+        stopping: Callable[[], bool],
+    ) -> None:
+        self._policy = policy
+        self._rand = rand
+        self._queue = queue
+        self._stats = stats
+        self._keeper = keeper
+        self._raw = raw
+        self._stopping = stopping
+
+    async def commit(
+        self, state: FeedState, result: Result, verdict: Verdict, link: PushLink = NO_PUSH
+    ) -> Decision:
+        now = time.time()
+        decision = decide(state, result, verdict, self._policy, now, self._rand, link)
+        apply(state, decision)
+        if decision.reschedule:
+            if state.paused:
+                state.parked_due = decision.due
+            elif not state.removed and not self._stopping():
+                self._queue.schedule(state.feed.id, decision.due)
+        self._stats.count(decision)
+        await self._keeper.save(self._raw.producer, state, decision)  # after the history: it is in it
+        record = decision.attempt
+        if isinstance(result, PushResult):
+            log.info(
+                "feed_fetched",
+                stage="fetch",
+                feed=state.feed.id,
+                status=200,
+                duration_ms=record.duration_ms,
+                url=state.feed.url,
+                bytes=len(result.body),
+                outcome=decision.outcome.value,
+                reason=None,
+                produced=decision.produced,
+                via="push",
+                failures=state.timing.failures,
+                next_due=format_utc(record.next_due),
+            )
+            return decision
+        outcome = decision.outcome
+        metrics.observe_fetch(
+            state.feed.id,
+            outcome.value,
+            success=outcome.success,
+            duration_s=result.duration_ms / 1000,
+            size=result.bytes_read,
+            failures=state.timing.failures,
+        )
+        (log.info if outcome.success else log.warning)(
+            "feed_fetched",
+            stage="fetch",
+            feed=state.feed.id,
+            status=result.status,
+            duration_ms=record.duration_ms,
+            url=state.feed.url,
+            final_url=result.final_url if result.final_url != state.feed.url else None,
+            bytes=result.bytes_read,
+            outcome=outcome.value,
+            reason=decision.reason,
+            attempts=result.attempts,
+            produced=decision.produced,
+            failures=state.timing.failures,
+            next_due=format_utc(record.next_due),
+        )
+        return decision
