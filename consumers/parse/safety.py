@@ -392,6 +392,10 @@ class _HtmlDepth:
         self.head_noscript = False
         #: Stack indexes of cells that have no marker (see _cell_marked).
         self.unmarked_cells: set[int] = set()
+        #: Added to every depth: lexbor's handling of the formatting list around <template>
+        #: is not modelled exactly, so each formatting element opened in a template, and
+        #: each one active when a template ends, may be worth one more level.
+        self.slack = 0
         #: Steps spent in the few walks that are not O(1); bounded to keep the scan linear.
         self.work_left = 8 * len(html) + 1_000_000
 
@@ -403,6 +407,7 @@ class _HtmlDepth:
             raise ParseError("malformed", "HTML too convoluted to check its nesting")
 
     def _created(self, depth: int) -> None:
+        depth += self.slack
         if depth > self.deepest:
             self.deepest = depth
             if self.limit is not None and depth > self.limit:
@@ -716,10 +721,10 @@ class _HtmlDepth:
             self._implied_ends()
             self._close("button", _IN_SCOPE)
         elif name in ("option", "optgroup"):
-            if self.names and self.names[-1] == "option":
+            if self._find("select", _IN_SCOPE) >= 0:
+                self._implied_ends()  # inside a select lexbor closes p, dt, option... on top
+            elif self.names and self.names[-1] == "option":
                 self._pop_to(len(self.names) - 1)
-            if self.names and self.names[-1] == "p" and self._find("select", _IN_SCOPE) >= 0:
-                self._pop_to(len(self.names) - 1)  # inside a select, lexbor closes a current <p>
         elif name == "nobr" and self._find("nobr", _IN_SCOPE) >= 0:
             self._reconstruct()
             self._formatting_end(name)
@@ -734,6 +739,8 @@ class _HtmlDepth:
         self._reconstruct()
         element = self._push(name)
         if name in _FORMATTING:
+            if self.where.get("template"):
+                self.slack += 1
             self._add_formatting(element, name, attributes.strip())
         elif name in ("applet", "marquee", "object", "template"):
             self.formatting.append((_MARKER, "", ""))
@@ -915,6 +922,8 @@ class _HtmlDepth:
                 )
                 self._implied_ends()
                 self._close(name, scope)
+                if name == "template":
+                    self.slack += 1 + sum(1 for entry in self.formatting if entry[0] != _MARKER)
                 if closes_cell:
                     self._clear_formatting_to_marker()
         elif name == "colgroup":

@@ -379,6 +379,9 @@ class FetchStage:
             self._tasks.discard(finished)
             if self._in_flight.get(feed_id) is finished:
                 del self._in_flight[feed_id]
+            # A global slot is free only now (a fetch's own wake-up comes before this), so
+            # the loop must look again, or a full global cap would stall it for good.
+            self._wake.set()
 
         task.add_done_callback(done)
 

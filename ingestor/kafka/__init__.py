@@ -26,7 +26,8 @@ Broker gaps covered, and why:
   abandons rather than flushes its producer on a teardown (``producers.abandon_producer``).
 - A reported partition end that is short (Tansu: base offset of the last batch + 1) or, after
   a restart on S3, lagging: partitions are read to their real end (``reader.read_to_end``)
-  or their last batch is fetched (``reader.peek_ends``); consumer lag is clamped at 0.
+  or their last batch is fetched (``reader.peek_ends``); ``metrics.partition_lag`` clamps
+  consumer lag at 0.
 - ListOffsets-by-time answers that do not match the timestamps (Tansu 0.6): verified
   against the records (``reader.verified_starts``).
 - DescribeGroups naming several groups garbled, and the admin OffsetFetch not understood

@@ -23,6 +23,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from ingestor.config import KafkaConfig
+from ingestor.kafka import KafkaConnection, ensure_topics
 from tests.conftest import make_settings
 from tests.integration.daemon_process import Daemon, write_config
 
@@ -120,6 +122,12 @@ async def test_three_fetchers_share_feeds_and_survive_a_kill(
         name: write_config(tmp_path / f"{name}.yaml", {**common, "fetch": {**fetch, "user_agent": name}})
         for name in ("fetcher-a", "fetcher-b", "fetcher-c")
     }
+    # The pipeline's topics exist before any tool writes (tools never auto-create topics).
+    await ensure_topics(
+        KafkaConnection(broker_address, KafkaConfig(bootstrap_servers=broker_address)),
+        settings.topics,
+        compacted=[fetch["state_topic"]],
+    )
     # One feed comes only from the registry, written with the CLI (a separate process).
     added = await asyncio.to_thread(
         cli,

@@ -132,7 +132,7 @@ DEEP = 20_000
         "<div></p>",  # makes an empty <p>, closes nothing
         "<div></li></dd></td></tr></table></option>",
         "<span></div>",  # </div> with no open div
-        "<b id=1><span></b>",  # no furthest block beyond... the span stays open under b's parent
+        "<b id=1><span></b>",  # </b> closes the b and the span in it
         "<rt>",  # ruby tags nest when there is no <ruby>
         "<rb><rp>",
         "<table><td>",  # each level is table > tbody > tr > td
@@ -145,7 +145,7 @@ DEEP = 20_000
         "<div><title></div></title>",
         "<div><!-- </div> -->",
         "<div><script><!--<script></script></div>--></script>",  # a double-escaped script
-        "<div><noscript></div></noscript>",  # scripting is off: </div> closes... only the div
+        "<div><noscript></div></noscript>",  # lexbor runs without scripting: noscript is markup
     ],
 )
 def test_tricks_do_not_lower_the_count(unit: str) -> None:

@@ -72,3 +72,15 @@ async def test_a_partition_being_written_ends_once_its_end_moved() -> None:
     offsets = await _offsets(log, quiet_s=60.0)  # never quiet: the moving end must end it
     assert offsets[:300] == list(range(300))
     assert len(offsets) < 10_000
+
+
+async def test_quiet_zero_takes_the_reported_end_and_the_batch_that_reaches_it() -> None:
+    # The fetch-state reader: no waiting out a lagging end, but whatever the fetch returned counts.
+    log = _Log(size=120, reported=101, per_fetch=60)
+    assert await _offsets(log, quiet_s=0.0) == list(range(120))
+
+
+async def test_quiet_zero_does_not_fetch_an_empty_partition() -> None:
+    log = _Log(size=0, reported=0)
+    assert await _offsets(log, quiet_s=0.0) == []
+    assert log.polls == 0
