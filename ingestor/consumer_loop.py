@@ -35,9 +35,9 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError
 
 from ingestor import headers as hdr
-from ingestor import metrics
 from ingestor.kafka import KafkaConnection, abandon_producer, confirm_membership, pin_producer_topics
 from ingestor.models import format_utc
+from ingestor.ops import metrics
 from ingestor.supervise import Backoff, supervise
 
 log = structlog.get_logger("ingestor.consumer")

@@ -21,11 +21,11 @@ from consumers.dedup.restore import (
     restore_partitions,
 )
 from ingestor import headers as hdr
-from ingestor import metrics
 from ingestor.config import Settings
 from ingestor.consumer_loop import ConsumeLoop, Output, Refused, RetryableStageError
 from ingestor.kafka import KafkaConnection
 from ingestor.models import SCHEMA_VERSION, NewsItem, format_utc
+from ingestor.ops import metrics
 
 log = structlog.get_logger("consumers.dedup")
 

@@ -1116,7 +1116,10 @@ def check_html_nesting(html: str, what: str = "HTML") -> None:
     Every HTML fragment goes through this before lexbor sees it: pages, and the HTML in
     feed entries.  One ``<`` adds at most :data:`_LEVELS_PER_TAG` levels, so a fragment
     with few of them costs one ``str.count``; others get the linear scan of
-    :func:`html_nesting_depth`.
+    :func:`html_nesting_depth` (runs of identical tiny elements scanned as two copies, see
+    :func:`_collapse_runs`).  Markup that would make the few non-constant steps of the
+    scan add up past a linear budget (thousands of misnested formatting elements) is
+    refused as "too convoluted": it is hostile, and lexbor would pay for it too.
     """
     if html.count("<") * _LEVELS_PER_TAG + 3 <= MAX_HTML_DEPTH:
         return

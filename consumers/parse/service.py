@@ -29,10 +29,10 @@ from consumers.parse.workers import (
     parse_job,
 )
 from ingestor import headers as hdr
-from ingestor import metrics
 from ingestor.config import Settings
 from ingestor.consumer_loop import ConsumeLoop, Output, Refused, RetryableStageError
 from ingestor.kafka import KafkaConnection
+from ingestor.ops import metrics
 
 log = structlog.get_logger("consumers.parse")
 
@@ -94,7 +94,7 @@ def _count_restart(reason: str) -> None:
 
 class ParseLoop(ConsumeLoop):
     """The consume loop that also owns the worker pool's lifetime, since the daemon stops a
-    consuming stage through its loop (``ingestor/runtime.py``)."""
+    consuming stage through its loop (``ingestor/tools/daemon.py``)."""
 
     def __init__(self, *, pool: WorkerPool, **kwargs: Any) -> None:
         super().__init__(**kwargs)

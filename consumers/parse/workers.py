@@ -59,9 +59,9 @@ T = TypeVar("T")
 #: Imported once by the forkserver (and again, harmlessly, by each worker's initializer), so no
 #: document waits for an import: the page parsers are otherwise imported on first use.  Every
 #: new worker also re-runs the main module (multiprocessing prepares each child that way), which
-#: is cheap only when what it imports is loaded already: hence what ``ingestor.cli`` (the main
+#: is cheap only when what it imports is loaded already: hence what ``ingestor.tools.cli`` (the main
 #: module of `ingestor run` and `ingestor parse`) imports; without them each replacement worker
-#: spends ~1 s importing.  Not ``ingestor.cli`` itself: runpy warns when re-running a module
+#: spends ~1 s importing.  Not ``ingestor.tools.cli`` itself: runpy warns when re-running a module
 #: that is already imported.
 PRELOAD: Final = (
     "consumers.parse",

@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 import structlog
 
-from ingestor import metrics
 from ingestor.fetch.decision import (
     NO_PUSH,
     Decision,
@@ -31,6 +30,7 @@ from ingestor.fetch.raw import RawSink
 from ingestor.fetch.schedule import DueQueue
 from ingestor.fetch.status import StageStats
 from ingestor.models import format_utc
+from ingestor.ops import metrics
 
 log = structlog.get_logger("ingestor.fetch")
 

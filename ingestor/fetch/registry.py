@@ -21,8 +21,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 
 from ingestor.config import FeedConfig, Settings
-from ingestor.feeds import FeedRefused, bind_config_secrets, decode_feed, feed_group_id, seed_feeds
 from ingestor.fetch import shard
+from ingestor.fetch.feeds import FeedRefused, bind_config_secrets, decode_feed, feed_group_id, seed_feeds
 from ingestor.fetch.state import SavedState
 from ingestor.fetch.store import load_states, partition_count
 from ingestor.kafka import KafkaConnection

@@ -11,10 +11,10 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ingestor import metrics
 from ingestor.fetch.decision import Decision
 from ingestor.fetch.feedstate import AttemptRecord, FeedState, utc
 from ingestor.fetch.websub import HubStats
+from ingestor.ops import metrics
 
 _LATENESS_SAMPLES = 10_000
 

@@ -96,7 +96,7 @@ class Broker:
             [
                 sys.executable,
                 "-m",
-                "ingestor.cli",
+                "ingestor",
                 "broker",
                 "--config",
                 str(self._config),

@@ -32,7 +32,7 @@ class Daemon:
             [
                 sys.executable,
                 "-m",
-                "ingestor.cli",
+                "ingestor",
                 "run",
                 "--config",
                 str(config),

@@ -190,7 +190,7 @@ def test_embedded_default_tail_and_no_broker_left_behind(tmp_path: Path) -> None
             assert time.monotonic() < deadline, "the unreachable feed was never logged"
             time.sleep(0.1)
         tail = subprocess.run(
-            [sys.executable, "-m", "ingestor.cli", "tail", "news.published", "--from-beginning",
+            [sys.executable, "-m", "ingestor", "tail", "news.published", "--from-beginning",
              "--max", "1", "--timeout", "20", "--config", str(config)],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip

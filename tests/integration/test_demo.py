@@ -29,7 +29,7 @@ def _alive(pid: int) -> bool:
 def test_demo_prints_created_and_updated_events_and_leaves_no_broker(tmp_path: Path) -> None:
     state = tmp_path / "state"
     process = subprocess.Popen(
-        [sys.executable, "-m", "ingestor.cli", "demo", "--duration", "25"],
+        [sys.executable, "-m", "ingestor", "demo", "--duration", "25"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

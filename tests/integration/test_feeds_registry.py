@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from ingestor.config import FeedConfig, Settings
-from ingestor.feeds import read_feeds, write_feeds
+from ingestor.fetch.feeds import read_feeds, write_feeds
 from ingestor.fetch.http import Fetcher
 from ingestor.fetch.service import FetchStage
 from ingestor.kafka import KafkaConnection, ensure_topics

@@ -60,7 +60,11 @@ def leaked(text: str) -> list[str]:
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ingestor.cli", *args], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "ingestor", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 

@@ -15,9 +15,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 
-from ingestor import consumer_loop, metrics
+from ingestor import consumer_loop
 from ingestor.consumer_loop import ConsumeLoop, Output
 from ingestor.kafka import KafkaConnection, Membership, confirm_membership, ensure_topics
+from ingestor.ops import metrics
 from tests.conftest import make_settings
 from tests.integration.kafka_helpers import produce
 

@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaTimeoutError
 
 from ingestor.config import KafkaConfig
 from ingestor.kafka import KafkaConnection, ensure_topics
-from ingestor.runtime import TopicLayoutError, TopicsMissing, check_copartitioned, require_topics
+from ingestor.tools.daemon import TopicLayoutError, TopicsMissing, check_copartitioned, require_topics
 from tests.conftest import make_settings
 from tests.integration.kafka_helpers import create_topic, produce
 from tests.integration.test_example_consumer import _example
@@ -41,7 +41,11 @@ async def _exists(bootstrap: str, topic: str) -> bool:
 
 def _ingestor(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ingestor.cli", *args], capture_output=True, text=True, timeout=120, cwd=cwd
+        [sys.executable, "-m", "ingestor", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
     )
 
 

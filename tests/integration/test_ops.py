@@ -14,7 +14,7 @@ import aiohttp
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from ingestor.runtime import Daemon
+from ingestor.tools.daemon import Daemon
 from tests.conftest import make_settings
 from tests.integration.kafka_helpers import produce
 from tests.integration.live_server import LiveServer
@@ -124,7 +124,7 @@ async def test_metrics_probes_and_status(broker_address: str, tmp_path: Path) ->
 
             async def status_settled() -> dict[str, Any] | None:
                 proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "ingestor.cli", "status", "--json", "--config", str(config),
+                    sys.executable, "-m", "ingestor", "status", "--json", "--config", str(config),
                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                 )  # fmt: skip
                 out, err = await proc.communicate()

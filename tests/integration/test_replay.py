@@ -16,9 +16,9 @@ import pytest
 from consumers.dedup.service import DedupStage
 from consumers.parse.service import ParseStage
 from ingestor import headers as hdr
-from ingestor.cli import main
 from ingestor.kafka import KafkaConnection, ensure_topics
 from ingestor.models import format_utc
+from ingestor.tools.cli import main
 from tests.conftest import make_settings
 from tests.integration.daemon_process import write_config
 from tests.integration.kafka_helpers import produce, read_topic, values

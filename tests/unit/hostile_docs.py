@@ -186,12 +186,14 @@ def html_long_time(size: int, date: str = DATES[2], sep: str = ", -", *, clock: 
 
 
 def html_byline(size: int, date: str = DATES[2], sep: str = ", -") -> Hostile:
-    """An article with a byline element "By X, 4 Nov 2024, - , - , -..." (one per page is read)."""
-    byline = html.escape("By Olena Hrytsenko, " + date_phrase(date, sep, max(1, size // max(1, len(sep)))))
+    """An article with a byline element "By X, 4 Nov 2024, - , - , -..." short enough to be
+    read (under 200 characters), then paragraphs up to ``size``."""
+    prefix = "By Olena Hrytsenko, "
+    byline = html.escape(prefix + date_phrase(date, sep, _fit_groups(prefix, date, sep, 190)))
+    para = "<p>Dockworkers at the northern terminal left their cranes idle for a second day.</p>"
     body = (
         f'<article><h1>Harbour cranes idle</h1><span class="byline">{byline}</span>'
-        "<p>Dockworkers at the northern terminal left their cranes idle for a second day.</p>"
-        "<p>Union stewards said members would vote on the revised offer by Friday.</p></article>"
+        f"{_repeat_to(para, size)}</article>"
     )
     return Hostile(_page(body).encode(), "text/html; charset=utf-8")
 

@@ -18,7 +18,7 @@ def ingestor(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ingestor.cli", *args],
+        [sys.executable, "-m", "ingestor", *args],
         capture_output=True,
         text=True,
         timeout=60,

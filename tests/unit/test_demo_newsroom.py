@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from consumers.parse import RawDocument, parse_document
-from ingestor.demo_newsroom import NEWSROOM_TZ, PATHS, Newsroom, NewsroomServer
+from ingestor.demo.newsroom import NEWSROOM_TZ, PATHS, Newsroom, NewsroomServer
 from ingestor.models import NewsItem
 
 START = datetime(2024, 11, 4, 9, 0, tzinfo=UTC)

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from ingestor.config import FeedConfig, load_settings
-from ingestor.feeds import FeedRefused, decode_feed, encode_feed, feed_group_id, seed_plan
 from ingestor.fetch import shard
+from ingestor.fetch.feeds import FeedRefused, decode_feed, encode_feed, feed_group_id, seed_plan
 from ingestor.fetch.opml import parse_opml, slug
 from ingestor.fetch.state import SavedAttempt, SavedState, SubscriptionState, decode, encode
 

@@ -170,5 +170,7 @@ def test_date_then_separator_groups_is_instant(prefix: str, groups: int) -> None
     steps before the fix, minutes at 24 groups)."""
     for sep in hd.DATE_SEPARATORS:
         line = prefix + hd.date_phrase(hd.DATES[0], sep, groups)
-        doc = hd.Hostile((hd.CAPTURE_HEAD + line + "\n").encode(), "text/plain")
+        # Right under the headline, where stamps and bylines are both read.
+        text = f"date 2024-11-04\nHarbour cranes idle\n{line}\n\nThe terminal stayed shut all day.\n"
+        doc = hd.Hostile(text.encode(), "text/plain")
         assert _parse_seconds(doc) < 1.0

@@ -11,8 +11,8 @@ from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ingestor import metrics
-from ingestor.ops import parse_listen
+from ingestor.ops import metrics
+from ingestor.ops.server import parse_listen
 
 
 def test_partition_lag_is_clamped_and_unknown_stays_unknown() -> None:

@@ -31,9 +31,9 @@ from consumers.parse.workers import (
     parse_job,
 )
 from ingestor import headers as hdr
-from ingestor import metrics
 from ingestor.config import ConfigError, load_settings
 from ingestor.consumer_loop import Refused
+from ingestor.ops import metrics
 
 # ---- what the workers run (module level: they are pickled by reference) ------------------------
 
@@ -225,7 +225,7 @@ def test_the_parse_cli_is_bounded_by_its_deadline(tmp_path: Path) -> None:
     good.write_bytes(FEED)
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "ingestor.cli", "parse", str(slow), str(good), "--deadline", "300ms"],
+        [sys.executable, "-m", "ingestor", "parse", str(slow), str(good), "--deadline", "300ms"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ingestor.readiness import ConsumerSnapshot, FetchSnapshot, Snapshot, Thresholds, decide
+from ingestor.ops.readiness import ConsumerSnapshot, FetchSnapshot, Snapshot, Thresholds, decide
 
 NOW = 1_000_000.0
 LIMITS = Thresholds(stall_after=60, progress_after=120, broker_stale_after=20, fetch_overdue_after=300)

@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from ingestor.config import ConfigError, FeedConfig, load_settings
-from ingestor.feeds import (
+from ingestor.fetch.feeds import (
     bind_config_secrets,
     decode_feed,
     encode_feed,
@@ -23,7 +23,6 @@ from ingestor.feeds import (
     seed_plan,
     shown_feed,
 )
-from ingestor.fetch.cli import cmd_feeds_add, cmd_feeds_import
 from ingestor.secrets import (
     CONFIG_PLACEHOLDER,
     MASK,
@@ -34,6 +33,7 @@ from ingestor.secrets import (
     origin_of,
     sensitive_header,
 )
+from ingestor.tools.feeds import cmd_feeds_add, cmd_feeds_import
 
 PASSWORD = "pw-S3CRET-one"
 TOKEN = "tok-S3CRET-two"
@@ -257,10 +257,10 @@ def test_feeds_add_builds_references(
         written.extend(records)
         return len(records)
 
-    monkeypatch.setattr("ingestor.feeds.write_feeds", fake_write)
-    monkeypatch.setattr("ingestor.fetch.cli._connect", lambda args, command: (load_settings(None), None))
+    monkeypatch.setattr("ingestor.fetch.feeds.write_feeds", fake_write)
+    monkeypatch.setattr("ingestor.tools.feeds._connect", lambda args, command: (load_settings(None), None))
     monkeypatch.setattr(
-        "ingestor.fetch.cli._run", lambda command, connection, work, writes=None: asyncio.run(work())
+        "ingestor.tools.feeds._run", lambda command, connection, work, writes=None: asyncio.run(work())
     )
     args = cli_args(
         header=["Accept-Language: de"],

@@ -91,7 +91,7 @@ def test_parse_errors_reach_stderr_escaped(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "ingestor.cli",
+            "ingestor",
             "parse",
             str(hostile),
             str(page),
@@ -111,7 +111,7 @@ def test_parse_errors_reach_stderr_escaped(tmp_path: Path) -> None:
 
 
 def test_tool_json_lines_are_escaped(capsys: pytest.CaptureFixture[str]) -> None:
-    from ingestor.cli import _print_json
+    from ingestor.tools.cli import _print_json
 
     _print_json({"error": "bad \x1b[2J\x9b title\u2028"})
     out = capsys.readouterr().out
@@ -119,7 +119,7 @@ def test_tool_json_lines_are_escaped(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_status_table_escapes_feed_urls_and_markup(capsys: pytest.CaptureFixture[str]) -> None:
-    from ingestor.status import render_table
+    from ingestor.tools.status import render_table
 
     status = {
         "bootstrap_servers": "localhost:9092",

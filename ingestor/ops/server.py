@@ -22,9 +22,9 @@ from aiohttp import web
 from aiokafka.client import AIOKafkaClient
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ingestor import metrics
 from ingestor.kafka import KafkaConnection
-from ingestor.readiness import ConsumerSnapshot, FetchSnapshot, Snapshot, Thresholds, Verdict, decide
+from ingestor.ops import metrics
+from ingestor.ops.readiness import ConsumerSnapshot, FetchSnapshot, Snapshot, Thresholds, Verdict, decide
 
 log = structlog.get_logger("ingestor.ops")
 
@@ -32,7 +32,7 @@ _HEARTBEAT_S = 0.5
 
 
 class DaemonView(Protocol):
-    """What the ops server reads from the daemon (``ingestor.runtime.Daemon``)."""
+    """What the ops server reads from the daemon (``ingestor.tools.daemon.Daemon``)."""
 
     @property
     def stage_names(self) -> Sequence[str]: ...

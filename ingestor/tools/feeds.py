@@ -21,6 +21,7 @@ from ingestor.config import FeedConfig, Settings
 from ingestor.kafka import KafkaConnection
 from ingestor.secrets import mask_url
 from ingestor.terminal import json_for_terminal, safe_for_terminal
+from ingestor.tools.common import add_connect_timeout, run_tool, tool_connection
 
 T = TypeVar("T")
 
@@ -44,9 +45,7 @@ def _out(data: Any) -> None:
 
 
 def _connect(args: argparse.Namespace, command: str) -> tuple[Settings, KafkaConnection] | int:
-    from ingestor.cli import _tool_connection
-
-    resolved: tuple[Settings, KafkaConnection] | int = _tool_connection(args, f"feeds {command}")
+    resolved: tuple[Settings, KafkaConnection] | int = tool_connection(args, f"feeds {command}")
     return resolved
 
 
@@ -55,8 +54,6 @@ def _run(
 ) -> T:
     """The Kafka part of a ``feeds`` command: bounded connect, one-line failures (see run_tool);
     ``writes``: the feeds topic must exist already (a tool never gets it auto-created)."""
-    from ingestor.cli import run_tool
-
     return run_tool(f"feeds {command}", connection, work, writes_to=[writes] if writes else [])
 
 
@@ -111,7 +108,7 @@ def _problems(exc: ValidationError) -> str:
 
 
 def cmd_feeds_add(args: argparse.Namespace) -> int:
-    from ingestor.feeds import literal_secrets, shown_feed, write_feeds
+    from ingestor.fetch.feeds import literal_secrets, shown_feed, write_feeds
 
     try:
         feed = FeedConfig.model_validate({"id": args.id, "url": args.url, **_definition(args)})
@@ -141,7 +138,7 @@ def cmd_feeds_remove(args: argparse.Namespace) -> int:
     if isinstance(resolved, int):
         return resolved
     settings, connection = resolved
-    from ingestor.feeds import read_feeds, write_feeds
+    from ingestor.fetch.feeds import read_feeds, write_feeds
 
     async def main() -> bool:
         known = await read_feeds(connection, settings.topics.feeds)
@@ -163,7 +160,7 @@ def cmd_feeds_list(args: argparse.Namespace) -> int:
     if isinstance(resolved, int):
         return resolved
     settings, connection = resolved
-    from ingestor.feeds import FeedRefused, decode_feed, read_feeds, shown_feed
+    from ingestor.fetch.feeds import FeedRefused, decode_feed, read_feeds, shown_feed
 
     registered = _run("list", connection, lambda: read_feeds(connection, settings.topics.feeds))
     for feed_id in sorted(registered):
@@ -175,7 +172,7 @@ def cmd_feeds_list(args: argparse.Namespace) -> int:
 
 
 def cmd_feeds_import(args: argparse.Namespace) -> int:
-    from ingestor.feeds import literal_secrets
+    from ingestor.fetch.feeds import literal_secrets
     from ingestor.fetch.opml import parse_opml
 
     try:
@@ -200,7 +197,7 @@ def cmd_feeds_import(args: argparse.Namespace) -> int:
         if isinstance(resolved, int):
             return resolved
         settings, connection = resolved
-        from ingestor.feeds import write_feeds
+        from ingestor.fetch.feeds import write_feeds
 
         topic = settings.topics.feeds
         _run(
@@ -260,7 +257,7 @@ def cmd_feeds_status(args: argparse.Namespace) -> int:
     if isinstance(resolved, int):
         return resolved
     settings, connection = resolved
-    from ingestor.feeds import FeedRefused, decode_feed, read_feeds, shown_feed
+    from ingestor.fetch.feeds import FeedRefused, decode_feed, read_feeds, shown_feed
     from ingestor.fetch.state import decode
     from ingestor.fetch.store import read_latest
 
@@ -283,8 +280,6 @@ def cmd_feeds_status(args: argparse.Namespace) -> int:
 
 
 def add_feeds_parser(sub: Any) -> None:
-    from ingestor.cli import add_connect_timeout
-
     feeds = sub.add_parser("feeds", help="manage the feed registry (the compacted feeds topic)")
     feeds_sub = feeds.add_subparsers(dest="feeds_command", required=True)
 

@@ -20,7 +20,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from ingestor.config import Settings, TopicsConfig
 from ingestor.consumer_loop import ConsumeLoop
 from ingestor.kafka import EmbeddedBroker, KafkaConnection, ensure_topics, read_records
-from ingestor.ops import OpsServer
+from ingestor.ops.server import OpsServer
 
 log = structlog.get_logger("ingestor.runtime")
 

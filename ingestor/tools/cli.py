@@ -6,27 +6,32 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ingestor.config import ConfigError, Settings, load_settings
+from ingestor.config import ConfigError
 from ingestor.logging import configure_logging
 from ingestor.terminal import escape_json_text, json_for_terminal, safe_for_terminal
+from ingestor.tools.common import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    ToolFailed,
+    add_connect_timeout,
+    config_failed,
+    duration_option,
+    install_signal_handlers,
+    run_tool,
+    tool_connection,
+    tool_settings,
+)
 
 if TYPE_CHECKING:
-    from ingestor.kafka import KafkaConnection
+    pass
 
-DEFAULT_CONFIG = Path("config.yaml")
-EXIT_CONFIG = 2
-EXIT_FAILED = 1
-T = TypeVar("T")
 _CONTENT_TYPES = {
     ".xml": "application/xml",
     ".rss": "application/rss+xml",
@@ -39,63 +44,27 @@ _CONTENT_TYPES = {
 }
 
 
-def _settings(path: str | None, *, required: bool) -> Settings:
-    """The config file named, else ./config.yaml if present, else defaults (when allowed)."""
-    if path is None and not DEFAULT_CONFIG.exists() and not required:
-        return load_settings(None)
-    return load_settings(Path(path) if path else DEFAULT_CONFIG)
-
-
-def _config_failed(exc: ConfigError) -> int:
-    """Every problem as one ``ingestor: config: <key or file>: <what>`` line; exit status 2."""
-    for problem in exc.problems or [str(exc)]:
-        print(f"ingestor: config: {safe_for_terminal(problem)}", file=sys.stderr)
-    return EXIT_CONFIG
-
-
-class ToolFailed(Exception):
-    """A one-shot tool's failure, already worded: ``main`` prints it as one line and exits 1."""
-
-
 # ---- run ---------------------------------------------------------------------------------------
-
-
-def _install_signal_handlers(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
-    log = structlog.get_logger("ingestor.cli")
-    received: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        received.append(signum)
-        if len(received) == 1:
-            log.info("shutdown_requested", signal=signal.Signals(signum).name)
-            stop.set()
-        else:
-            log.warning("shutdown_forced", signal=signal.Signals(signum).name)
-            # The embedded broker dies with us (PR_SET_PDEATHSIG); nothing else to clean.
-            os._exit(128 + signum)
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     try:
-        settings = _settings(args.config, required=args.config is not None)
+        settings = tool_settings(args.config, required=args.config is not None)
     except ConfigError as exc:
-        return _config_failed(exc)
+        return config_failed(exc)
     configure_logging(args.log_level or settings.logging.level, args.log_format or settings.logging.format)
     stages = args.stage or ["fetch", "parse", "dedup"]
-    from ingestor.runtime import run_until
+    from ingestor.tools.daemon import run_until
 
     async def main() -> None:
         stop = asyncio.Event()
-        _install_signal_handlers(asyncio.get_running_loop(), stop)
+        install_signal_handlers(asyncio.get_running_loop(), stop)
         await run_until(settings, stages, stop)
 
     try:
         asyncio.run(main())
     except ConfigError as exc:  # found only when used, e.g. an SSL file removed since start-up
-        return _config_failed(exc)
+        return config_failed(exc)
     except Exception as exc:
         structlog.get_logger("ingestor.cli").error("daemon_failed", error=f"{type(exc).__name__}: {exc}")
         return 1
@@ -180,102 +149,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _duration(text: str) -> float:
-    """A positive duration option (``10``, ``500ms``, ``30s``), worded as argparse expects."""
-    from ingestor.config import parse_duration
-
-    try:
-        seconds = parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be more than zero")
-    return seconds
-
-
 # ---- tail --------------------------------------------------------------------------------------
-
-
-def _bootstrap_for_tools(settings: Settings) -> str:
-    if not settings.kafka.is_embedded:
-        return settings.kafka.bootstrap_servers
-    from ingestor.kafka.embedded import read_records
-
-    records = read_records(settings.kafka.embedded.state_dir)
-    if not records:
-        raise ConfigError(
-            "kafka.bootstrap_servers is 'embedded' but no running `ingestor run` with an embedded broker "
-            "was found on this machine; start one, or pass a config that names a broker"
-        )
-    return records[0].bootstrap_servers
-
-
-def _tool_connection(args: argparse.Namespace, command: str) -> tuple[Settings, KafkaConnection] | int:
-    """Settings and a connection for a one-shot tool, or the exit status of a config error."""
-    from ingestor.config import check_bootstrap_servers
-
-    try:
-        settings = _settings(args.config, required=args.config is not None)
-        if args.bootstrap_servers:
-            check_bootstrap_servers(args.bootstrap_servers)
-        bootstrap = args.bootstrap_servers or _bootstrap_for_tools(settings)
-    except ConfigError as exc:
-        return _config_failed(exc)
-    except ValueError as exc:
-        print(safe_for_terminal(f"ingestor {command}: --bootstrap-servers: {exc}"), file=sys.stderr)
-        return EXIT_CONFIG
-    configure_logging("WARNING", "json", stream=sys.stderr)
-    from ingestor.kafka import KafkaConnection
-
-    kafka = settings.kafka
-    if getattr(args, "connect_timeout", None) is not None:
-        kafka = kafka.model_copy(update={"connect_timeout": args.connect_timeout})
-    # A tool never makes the brokers create a topic by asking about it (see ingestor/kafka/autocreate.py).
-    return settings, KafkaConnection(bootstrap, kafka, auto_create_topics=False)
-
-
-def run_tool(
-    command: str,
-    connection: KafkaConnection,
-    work: Callable[[], Awaitable[T]],
-    *,
-    writes_to: Sequence[str] = (),
-    connect_timeout: float | None = None,
-) -> T:
-    """A tool's Kafka work, with its failures worded as one line (``ToolFailed``, exit 1).
-
-    First the brokers must answer within kafka.connect_timeout (``--connect-timeout``):
-    aiokafka alone would retry or hang without saying why. Then the topics the tool writes
-    to must exist: a producer asking about a missing one would otherwise wait out its
-    timeout, or on an older aiokafka make the broker create it with its default layout.
-    """
-    limit = connect_timeout if connect_timeout is not None else connection.config.connect_timeout
-    bootstrap = connection.bootstrap_servers
-    from aiokafka.errors import KafkaError
-
-    from ingestor.kafka import BrokerUnreachable
-
-    async def main() -> T:
-        await connection.wait_reachable(limit)
-        missing = await connection.missing_topics(writes_to) if writes_to else []
-        if missing:
-            raise ToolFailed(
-                safe_for_terminal(
-                    f"ingestor {command}: no topic {', '.join(missing)} on {bootstrap}; `ingestor run` "
-                    "creates the pipeline's topics (topics.create), or create them with kafka-topics"
-                )
-            )
-        return await work()
-
-    try:
-        return asyncio.run(main())
-    except BrokerUnreachable as exc:
-        raise ToolFailed(safe_for_terminal(f"ingestor {command}: {exc}")) from None
-    except (KafkaError, OSError, TimeoutError) as exc:
-        detail = " ".join(str(exc).split()) or "no answer in time"
-        raise ToolFailed(
-            safe_for_terminal(f"ingestor {command}: {bootstrap}: {type(exc).__name__}: {detail}")
-        ) from None
 
 
 def _render_value(value: bytes | None) -> Any:
@@ -288,7 +162,7 @@ def _render_value(value: bytes | None) -> Any:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    resolved = _tool_connection(args, "tail")
+    resolved = tool_connection(args, "tail")
     if isinstance(resolved, int):
         return resolved
     _, connection = resolved
@@ -346,11 +220,11 @@ def _print_json(data: dict[str, Any]) -> None:
 
 
 def cmd_dlq_list(args: argparse.Namespace) -> int:
-    resolved = _tool_connection(args, "dlq list")
+    resolved = tool_connection(args, "dlq list")
     if isinstance(resolved, int):
         return resolved
     settings, connection = resolved
-    from ingestor.dlq import list_entries
+    from ingestor.tools.dlq import list_entries
 
     entries = run_tool(
         "dlq list",
@@ -369,11 +243,11 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
 
 
 def cmd_dlq_replay(args: argparse.Namespace) -> int:
-    resolved = _tool_connection(args, "dlq replay")
+    resolved = tool_connection(args, "dlq replay")
     if isinstance(resolved, int):
         return resolved
     settings, connection = resolved
-    from ingestor.dlq import DlqEntry, replay
+    from ingestor.tools.dlq import DlqEntry, replay
 
     def show(entry: DlqEntry, replayed: bool) -> None:
         _print_json({**entry.to_json(), "replayed": replayed})
@@ -411,11 +285,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if until is not None and until < since:
         print("ingestor replay: --to is before --from", file=sys.stderr)
         return EXIT_CONFIG
-    resolved = _tool_connection(args, "replay")
+    resolved = tool_connection(args, "replay")
     if isinstance(resolved, int):
         return resolved
     settings, connection = resolved
-    from ingestor.replay import replay_range
+    from ingestor.tools.replay import replay_range
 
     try:
         report = run_tool(
@@ -438,12 +312,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Groups and lag, failing feeds, last publish, DLQ size: rich tables on a TTY, else JSON."""
-    resolved = _tool_connection(args, "status")
+    resolved = tool_connection(args, "status")
     if isinstance(resolved, int):
         return resolved
     settings, connection = resolved
     bootstrap = connection.bootstrap_servers
-    from ingestor.status import gather_status, render_table
+    from ingestor.tools.status import gather_status, render_table
 
     async def main() -> dict[str, Any]:
         try:
@@ -477,9 +351,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_broker(args: argparse.Namespace) -> int:
     """Run only the embedded broker (for running the stages as separate processes)."""
     try:
-        settings = _settings(args.config, required=args.config is not None)
+        settings = tool_settings(args.config, required=args.config is not None)
     except ConfigError as exc:
-        return _config_failed(exc)
+        return config_failed(exc)
     configure_logging(settings.logging.level, args.log_format or settings.logging.format)
     from ingestor.kafka import EmbeddedBroker, KafkaConnection, ensure_topics
 
@@ -489,7 +363,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         stop = asyncio.Event()
-        _install_signal_handlers(asyncio.get_running_loop(), stop)
+        install_signal_handlers(asyncio.get_running_loop(), stop)
         broker = EmbeddedBroker(embedded)
         try:
             address = await broker.start()
@@ -511,16 +385,6 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 # ---- entry point -------------------------------------------------------------------------------
-
-
-def add_connect_timeout(parser: argparse.ArgumentParser) -> None:
-    """``--connect-timeout``, shared by every tool that talks to Kafka."""
-    parser.add_argument(
-        "--connect-timeout",
-        type=_duration,
-        metavar="SECONDS",
-        help="give up (exit 1) if no broker answers within this (default: kafka.connect_timeout, 15s)",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -550,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--language", help="language when the document does not say")
     parse.add_argument(
         "--deadline",
-        type=_duration,
+        type=duration_option,
         help="give up on a document still parsing after this (default: parse.deadline, 10s)",
     )
     parse.set_defaults(func=cmd_parse)
@@ -606,10 +470,10 @@ def build_parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print the JSON Schema of published items")
     schema.set_defaults(func=cmd_schema)
 
-    from ingestor.demo import add_demo_parser
+    from ingestor.tools.demo import add_demo_parser
 
     add_demo_parser(sub)
-    from ingestor.fetch.cli import add_feeds_parser
+    from ingestor.tools.feeds import add_feeds_parser
 
     add_feeds_parser(sub)
     return parser
@@ -622,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except ConfigError as exc:
-        return _config_failed(exc)
+        return config_failed(exc)
     except ToolFailed as exc:
         print(exc, file=sys.stderr)
         return EXIT_FAILED
@@ -630,8 +494,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # `python -m ingestor.cli`: run the imported module's main, not this __main__ copy, so the
-    # commands in other modules (ingestor.fetch.cli) raise the same ToolFailed it catches.
-    from ingestor.cli import main as imported_main
-
-    sys.exit(imported_main())
+    sys.exit(main())

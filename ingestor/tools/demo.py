@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import structlog
 
 from ingestor.config import FeedConfig, Settings, load_settings
+from ingestor.tools.common import install_signal_handlers
 
 if TYPE_CHECKING:
     from ingestor.kafka import KafkaConnection
@@ -137,8 +138,8 @@ async def run_demo(
     stop: asyncio.Event, *, duration: float | None, pace: float, out: TextIO, err: TextIO
 ) -> Counter[str]:
     """Newsroom, pipeline and printer until ``stop`` is set or ``duration`` has passed."""
-    from ingestor.demo_newsroom import Newsroom, NewsroomServer
-    from ingestor.runtime import Daemon
+    from ingestor.demo.newsroom import Newsroom, NewsroomServer
+    from ingestor.tools.daemon import Daemon
 
     started = datetime.now(UTC)
     newsroom = Newsroom()
@@ -194,14 +195,13 @@ async def _tick(newsroom: Any, pace: float, stop: asyncio.Event, err: TextIO) ->
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ingestor.cli import _install_signal_handlers
     from ingestor.logging import configure_logging
 
     configure_logging(args.log_level, "auto", stream=sys.stderr)
 
     async def main() -> Counter[str]:
         stop = asyncio.Event()
-        _install_signal_handlers(asyncio.get_running_loop(), stop)
+        install_signal_handlers(asyncio.get_running_loop(), stop)
         return await run_demo(stop, duration=args.duration, pace=args.pace, out=sys.stdout, err=sys.stderr)
 
     try:

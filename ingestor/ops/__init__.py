@@ -1,0 +1,1 @@
+"""Operations: Prometheus metrics, the /livez /readyz /metrics listener, readiness rules."""
