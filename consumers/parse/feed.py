@@ -31,7 +31,7 @@ from .clean import clean_url
 from .document import ParseError, RawDocument
 from .htmltext import html_to_text, normalize_text
 from .live_split import split_live_entry
-from .safety import check_html_nesting, check_xml_safety
+from .safety import check_html_nesting, check_json_depth, check_xml_safety
 
 _HTML_TYPES: Final = ("text/html", "application/xhtml+xml", "html", "xhtml")
 _SPACES: Final = re.compile(r"\s+")
@@ -178,12 +178,17 @@ def _language(*candidates: Any) -> str | None:
 
 _EMAIL_THEN_NAME: Final = re.compile(r"^\s*[^\s@()<>]+@[^\s()<>]+\s*\((?P<name>[^()]+)\)\s*$")
 _NAME_THEN_EMAIL: Final = re.compile(r"^\s*(?P<name>[^<>()]+?)\s*[<(][^\s@<>()]+@[^\s<>()]+[>)]\s*$")
+_MAX_AUTHOR_TEXT: Final = 300
 
 
 def author_name(raw: str) -> str:
-    """The person in an RSS author string: "mail@host (Name)", "Name <mail@host>" or a name."""
-    match = _EMAIL_THEN_NAME.match(raw) or _NAME_THEN_EMAIL.match(raw)
-    return match.group("name") if match else raw
+    """The person in an RSS author string: "mail@host (Name)", "Name <mail@host>" or a name.
+
+    Whitespace is collapsed and the text capped before matching: the name and the spaces
+    around it can be split in several ways, which a long run of spaces makes quadratic."""
+    text = " ".join(raw.split())[:_MAX_AUTHOR_TEXT]
+    match = _EMAIL_THEN_NAME.match(text) or _NAME_THEN_EMAIL.match(text)
+    return match.group("name") if match else text
 
 
 def _authors(entry: Mapping[str, Any]) -> list[str]:
@@ -499,6 +504,7 @@ def is_json_feed(data: Any) -> bool:
 
 def _parse_json(doc: RawDocument, body: bytes) -> list[NewsItem]:
     text, _charset = decode(body, doc.content_type)
+    check_json_depth(text, "the JSON Feed")
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:

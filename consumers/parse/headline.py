@@ -261,6 +261,7 @@ def _is_site(segment: str, sites: set[str], *, loose: bool = False) -> bool:
 
 def _strip_site(text: str, sites: set[str]) -> str:
     """``text`` without a leading or trailing site name set off by a separator."""
+    text = " ".join(text.split())  # one space per run: the separator regex stays linear
     for _ in range(3):
         seps = list(_SEPARATOR.finditer(text))
         if not seps:
@@ -277,6 +278,7 @@ def _strip_site(text: str, sites: set[str]) -> str:
 def _without_affix(text: str, others: Iterable[str]) -> str:
     """``text`` reduced to another candidate it extends by a separator and an affix: a
     ``<title>`` of "Opinion | Headline" or "Headline - Site" next to an ``<h1>`` "Headline"."""
+    text = " ".join(text.split())  # one space per run: the separator regex stays linear
     key = normalize_headline(text)
     best = text
     for other in others:

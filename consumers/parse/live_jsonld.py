@@ -24,6 +24,7 @@ from consumers.parse.fragments import Fragment
 from consumers.parse.furniture import is_audio_note, is_boilerplate_line, is_caption
 from consumers.parse.htmltext import html_to_text, normalize_text
 from consumers.parse.page_meta import jsonld_types, names_of
+from consumers.parse.safety import check_html_nesting
 
 __all__ = ["jsonld_fragments"]
 
@@ -42,7 +43,12 @@ def _body(raw: str, title: str) -> str:
     each possibly with entities escaped once more than the markup needed."""
     if "&" in raw and _TAG_LIKE.search(raw) is None:
         raw = decode_entities(raw)
-    text = html_to_text(raw) if _TAG_LIKE.search(raw) is not None else normalize_text(raw)
+    if _TAG_LIKE.search(raw) is not None:
+        # inside a <script>, so the page's own nesting guard never saw this markup
+        check_html_nesting(raw, "HTML in a JSON-LD articleBody")
+        text = html_to_text(raw)
+    else:
+        text = normalize_text(raw)
     text = clean_text(text, multiline=True)
     paragraphs = [
         p

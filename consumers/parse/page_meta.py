@@ -23,6 +23,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from consumers.parse.clean import clean_text, clean_url
 from consumers.parse.dates import parse_machine_datetime
+from consumers.parse.safety import json_depth_exceeds
 
 __all__ = ["PageMeta", "iter_jsonld", "jsonld_types", "main_jsonld", "names_of", "read_page_meta"]
 
@@ -128,6 +129,8 @@ def _load_jsonld(tree: LexborHTMLParser) -> list[dict[str, Any]]:
         if not text or len(text) > _MAX_JSONLD_BYTES:
             continue
         text = text.strip().removeprefix("<!--").removesuffix("-->").strip()
+        if json_depth_exceeds(text):
+            continue  # hostile or broken; the page's other declarations still count
         try:
             data = json.loads(text, strict=False)
         except (ValueError, RecursionError):

@@ -1127,3 +1127,39 @@ def check_html_nesting(html: str, what: str = "HTML") -> None:
         html_nesting_depth(_collapse_runs(html), MAX_HTML_DEPTH)
     except ParseError as exc:
         raise ParseError("malformed", f"{what}: {exc.message}") from None
+
+
+#: Deeper than this, JSON is refused: a JSON Feed is 4 levels deep and JSON-LD rarely 10, while
+#: a deep document costs the decoder (and anything that walks it) stack and time.
+MAX_JSON_DEPTH: Final = 64
+_JSON_STRING: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+
+_NOT_BRACKETS: Final = re.compile(r"[^\[\]{}]+")
+_LEAVES: Final = re.compile(r"\[\]|\{\}")
+
+
+def json_depth_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``text`` nests brackets deeper than ``limit``, outside strings.
+
+    No parser runs: strings are cut out (an unrolled, unambiguous pattern), what is left is
+    reduced to its brackets, and innermost pairs are removed one level per pass, ``limit``
+    passes at most, each a C-speed substitution.  Linear in the input for a fixed limit."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    brackets = _NOT_BRACKETS.sub("", _JSON_STRING.sub("", text))
+    openers_run = re.compile(rf"[\[{{]{{{limit + 1}}}")
+    for _ in range(limit):
+        if openers_run.search(brackets) is not None:
+            return True  # the usual shape of a deep document, once its leaves are gone
+        reduced = _LEAVES.sub("", brackets)  # exactly one level: the pairs empty right now
+        if not reduced or reduced == brackets:
+            return False  # empty, or unbalanced (the decoder reports that itself)
+        brackets = reduced
+    return True
+
+
+def check_json_depth(text: str, what: str = "JSON") -> None:
+    """Raise ParseError("malformed") for JSON nested deeper than :data:`MAX_JSON_DEPTH`."""
+    if json_depth_exceeds(text):
+        raise ParseError("malformed", f"{what} nested more than {MAX_JSON_DEPTH} levels deep")

@@ -455,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     broker = sub.add_parser("broker", help="run only the embedded broker (prints its address)")
     broker.add_argument("--config")
     broker.add_argument("--port", type=int)
-    broker.add_argument("--storage", help="memory://tansu/ or s3://bucket/")
+    broker.add_argument("--storage", help="memory://ingestor/ (kept in memory) or s3://bucket/")
     broker.add_argument("--log-format", choices=["auto", "json", "console"])
     broker.set_defaults(func=cmd_broker)
 

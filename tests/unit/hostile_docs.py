@@ -286,6 +286,17 @@ def rss_padded_prolog(size: int, space: str = " ") -> Hostile:
     return Hostile(_rss(item, '<?xml version="1.0"' + space * size + "?>").encode(), "application/rss+xml")
 
 
+def rss_author_spaces(size: int, space: str = " ") -> Hostile:
+    """An RSS entry whose author is a name, a long run of whitespace, then more text: the
+    name-then-email pattern can split that run in quadratically many ways."""
+    author = "Olena" + space * max(1, size - 200) + "x"
+    item = (
+        "<item><title>Ferry service resumes</title><link>https://hostile.example/a</link>"
+        f"<author>{html.escape(author)}</author></item>"
+    )
+    return Hostile(_rss(item).encode(), "application/rss+xml; charset=utf-8")
+
+
 def padded_content_type(size: int, space: str = " ") -> Hostile:
     """A page served with a Content-Type whose charset value is ``size`` spaces of padding."""
     body = _page("<article><h1>Harbour</h1><p>Dockworkers left their cranes idle for a day.</p></article>")
@@ -327,5 +338,6 @@ CLASSES: dict[str, Callable[[int], Hostile]] = {
     "rss_live_entry": rss_live_entry,
     "rss_time_entry": rss_time_entry,
     "rss_padded_prolog": rss_padded_prolog,
+    "rss_author_spaces": rss_author_spaces,
     "padded_content_type": padded_content_type,
 }

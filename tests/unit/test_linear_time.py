@@ -71,6 +71,7 @@ VARIANTS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "rss_live_entry": {"date": dates, "sep": date_seps, "clock": st.booleans()},
     "rss_time_entry": {"date": dates, "sep": date_seps, "clock": st.booleans()},
     "rss_padded_prolog": {"space": st.sampled_from((" ", "\t", "\n", "\r\n"))},
+    "rss_author_spaces": {"space": st.sampled_from((" ", "\t", "\n"))},
     "padded_content_type": {"space": st.sampled_from((" ", "\t"))},
 }
 assert set(VARIANTS) == set(hd.CLASSES), "every hostile class needs its variants"
