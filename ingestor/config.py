@@ -189,7 +189,9 @@ class _Section(BaseModel):
 class EmbeddedBrokerConfig(_Section):
     host: Literal["127.0.0.1", "::1", "localhost"] = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port")
-    storage: str = Field(default="memory://ingestor/", description="memory://ingestor/ (kept in memory) or s3://bucket/")
+    storage: str = Field(
+        default="memory://ingestor/", description="memory://ingestor/ (kept in memory) or s3://bucket/"
+    )
     start_timeout: PositiveDuration = 20.0
     state_dir: Path | None = Field(
         default=None, description="where the running daemon records its embedded broker address"

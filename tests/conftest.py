@@ -1,4 +1,16 @@
-"""Shared fixtures: one real embedded broker per test session, unique topics per test."""
+"""Shared fixtures (one real embedded broker per test session, unique topics per test) and
+the test tiers.
+
+Every test gets its tier from where it lives, so no file can forget a marker:
+
+* ``integration``: tests/integration (the embedded broker, loopback HTTP, daemons);
+* ``chaos``: tests/chaos (SIGKILLs and broker outages, minutes; one xdist group, so the
+  suite's other tests run beside it instead of after it);
+* ``lint``: tests/test_static.py (ruff, mypy --strict);
+* ``subprocess``: tests that start the ``ingestor`` command or another interpreter;
+* ``fast``: everything else: pure logic, the parser on real documents, fakes.  This is the
+  fast tier, ``python -m pytest -m fast`` (under 2 minutes on 2 cores).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +27,23 @@ from ingestor.kafka.embedded import EmbeddedBroker
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 SEED = SHARED / "examples" / "kyivindependent-2024-11-04.txt"
+
+
+_SLOW_TIERS = ("integration", "chaos", "lint", "subprocess")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(str(item.fspath)).resolve().relative_to(REPO).as_posix()
+        if path.startswith("tests/integration/"):
+            item.add_marker(pytest.mark.integration)
+        elif path.startswith("tests/chaos/"):
+            item.add_marker(pytest.mark.chaos)
+            item.add_marker(pytest.mark.xdist_group("chaos"))
+        elif path == "tests/test_static.py":
+            item.add_marker(pytest.mark.lint)
+        if not any(item.get_closest_marker(tier) for tier in _SLOW_TIERS):
+            item.add_marker(pytest.mark.fast)
 
 
 @pytest.fixture(scope="session")

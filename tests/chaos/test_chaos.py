@@ -37,7 +37,7 @@ from tests.integration.kafka_helpers import read_topic
 # that trusted the broker's reported end; a batch delivered after an outage). One more
 # mechanism, seen once, is unexplained: publications of a SIGKILLed process that became visible
 # only after the broker restart (docs/architecture.md). A re-run shows in pytest's summary.
-pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600), pytest.mark.flaky(reruns=1)]
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600)]
 
 MIN_ITEMS = 2000
 MIN_EDITS = 300

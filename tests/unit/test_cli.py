@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import SEED
 
+pytestmark = pytest.mark.subprocess
+
 
 def ingestor(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None

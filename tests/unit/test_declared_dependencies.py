@@ -19,6 +19,8 @@ class Blocker:
         return None
 sys.meta_path.insert(0, Blocker())
 import consumers.parse.service
+
+pytestmark = pytest.mark.subprocess
 """
 
 

@@ -83,7 +83,8 @@ def test_a_million_tiny_elements_end_in_items_or_a_classified_error(tag: str) ->
         assert exc.reason in {"malformed", "too_large", "no_items"}
     else:
         assert items
-    assert time.perf_counter() - started < 10.0
+    # generous: this only proves it ends; bench/parse.py measures how fast
+    assert time.perf_counter() - started < 40.0
 
 
 def test_nesting_estimate_ignores_unclosed_paragraphs_and_void_elements() -> None:

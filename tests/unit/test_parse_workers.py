@@ -217,6 +217,7 @@ def live_page(posts: int) -> bytes:
     return (head + "".join(post.format(h=1 + i % 11, m=i % 60, i=i) for i in range(posts))).encode()
 
 
+@pytest.mark.subprocess
 def test_the_parse_cli_is_bounded_by_its_deadline(tmp_path: Path) -> None:
     """`ingestor parse` gives up on a slow file at --deadline with one clear line, and goes on."""
     slow = tmp_path / "slow.txt"

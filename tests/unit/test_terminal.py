@@ -74,6 +74,7 @@ def test_json_dumps_alone_would_let_c1_and_bidi_through() -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="control characters in file names")
+@pytest.mark.subprocess
 def test_parse_errors_reach_stderr_escaped(tmp_path: Path) -> None:
     hostile = tmp_path / "feed\x1b]0;owned\x07\x9b2J.xml"
     hostile.write_bytes(b"")
