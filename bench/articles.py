@@ -5,8 +5,9 @@ paragraph filter; this says whether that wrapping beats the best generic extract
 field, and catches a clean install that silently lost the extractor (empty or fallback
 bodies show up as a drop in F1 and a count of empty pages).
 
-Pages: the dev set ``../shared/corpus/articles-dev/`` (real pages from the public
-article-extraction benchmark, ground truth = article body only).  Each page goes through
+Pages: the dev set kept outside the repository, real pages from the public
+article-extraction benchmark (ground truth = article body only), read from ``--corpus PATH``
+(default ``../shared/corpus/articles-dev/`` beside the checkout).  Each page goes through
 
 * **project**: ``consumers.parse.parse_document`` as an HTML document (sniffing, decoding,
   safety screen, live/article split, trafilatura, title/date/author choice), and the

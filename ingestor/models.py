@@ -59,7 +59,7 @@ class NewsItem(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: Literal[1] = 1
-    id: str = Field(min_length=1, description="Stable across re-fetches; see ARCHITECTURE.md.")
+    id: str = Field(min_length=1, description="Stable across re-fetches; see docs/architecture.md.")
     kind: ItemKind
     source: str = Field(description="The feed id the item was fetched for.")
     url: str | None = Field(default=None, description="Canonical or anchor URL of the item.")

@@ -1,6 +1,7 @@
 """The parse stage's pure core: one fetched document in, news items or a classified error out.
 
-Everything here is free of I/O (no aiohttp, no aiokafka), so the service around it stays
+Everything here but the stage's shell (``service``: news.raw in, news.items out; ``workers``:
+the killable parse processes) is free of I/O (no aiohttp, no aiokafka), so the shell stays
 thin and every rule is tested without a broker.
 """
 

@@ -264,7 +264,7 @@ class _Ids:
 
 
 def _identity(guid: str | None, link: str | None, title: str, date: str) -> tuple[str, ...] | None:
-    """The identity key of an entry: guid, else link, else title + date, per ARCHITECTURE.md.
+    """An entry's identity key: guid, else link, else title + date (docs/architecture.md).
 
     The trailing fields only separate entries that share the first one.
     """

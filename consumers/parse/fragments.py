@@ -1,6 +1,6 @@
 """Ids and item construction shared by every live-page shape.
 
-The id scheme (ARCHITECTURE.md "Identity, versions and time") lives here so the text,
+The id scheme (docs/architecture.md, "Identity, versions and time") lives here so the text,
 JSON-LD, microdata and block shapes give a fragment the same id whichever of them read it:
 
 * page (article) item: ``stable_id("page", canonical_url)``;

@@ -1,12 +1,12 @@
 """The text-capture shape: a saved page as plain text, article on top, live list below.
 
-The capture looks like ``../shared/examples/kyivindependent-2024-11-04.txt``: a capture
-date line ("date 2024-11-04 Skip to content"), the headline, a byline with date and time,
-a photo caption, an audio note, paragraphs, an "Authors:" line, then the site's newest-first
-list of items, each headed by a clock-only stamp ("1:10 AM (Updated: )") followed by its
-headline and paragraphs.
+A capture is shaped like this: an optional capture date line ("date 2024-11-04 Skip to
+content"), the headline, a byline with date and time, a photo caption, an audio note,
+paragraphs, an "Authors:" line, then the site's newest-first list of items, each headed by a
+clock-only stamp ("1:10 AM (Updated: )") followed by its headline and paragraphs.
+``examples/live-page.txt`` in the repository is a capture of this shape (a fictional page).
 
-Nothing here knows the seed's words: lines are classified by shape (stamp, byline, caption,
+Nothing here knows one publisher's words: lines are classified by shape (stamp, byline, caption,
 audio note, author line, furniture) with the patterns in :mod:`consumers.parse.furniture`.
 A headline-less list entry (a single paragraph under its stamp) gets an empty title.
 """

@@ -2,8 +2,9 @@
 
 Live lists show a wall-clock time without a date.  The date is implied by the list order
 (newest first) and by when we looked: the fetch time, or the end of the capture date for a
-saved capture that states it.  ARCHITECTURE.md ("Identity, versions and time") fixes the
-rules; this module is the only place they are implemented, so every page shape agrees.
+saved capture that states it.  docs/architecture.md ("Identity, versions and time") and
+docs/parsing.md ("Time rules") fix the rules; this module is the only place they are
+implemented, so every page shape agrees.
 
 All arithmetic goes through :mod:`zoneinfo` with PEP 495 ``fold``: an autumn repeated hour
 has two instants per clock reading (both are candidates, the bound decides), and a spring

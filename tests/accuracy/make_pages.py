@@ -8,7 +8,7 @@ local wall-clock readings plus ``fold`` and turned into UTC with zoneinfo here; 
 then shows only what a publisher would show (a clock-only "1:10 AM" on a text capture or a
 BBC-style stream, an ISO date with offset in JSON-LD), and the parser has to recover the
 instant.  Scenarios on the autumn repeated hour are composed so that the newest-first rule
-of ARCHITECTURE.md determines the instant; the comments say why.
+of docs/parsing.md ("Time rules") determines the instant; the comments say why.
 """
 
 # ruff: noqa: E501  (HTML templates and month tables read better unwrapped)

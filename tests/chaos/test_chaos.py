@@ -32,11 +32,12 @@ from tests.chaos.procs import Broker, Fleet, Moto
 from tests.integration.daemon_process import write_config
 from tests.integration.kafka_helpers import read_topic
 
-# One automatic re-run, kept as a safety net. The duplicates found by this suite were traced to
-# their mechanisms and fixed (a zombie member after a rebalance or a broker restart; a restore
-# that trusted the broker's reported end; a batch delivered after an outage). One more
-# mechanism, seen once, is unexplained: publications of a SIGKILLed process that became visible
-# only after the broker restart (docs/architecture.md). A re-run shows in pytest's summary.
+# Runs once, no automatic re-run: a failure is a failure. The duplicates found by this suite were
+# traced to their mechanisms and fixed (a zombie member after a rebalance or a broker restart; a
+# restore that trusted the broker's reported end; a batch delivered after an outage). One more
+# mechanism, seen once and not reproduced, is unexplained: publications of a SIGKILLed process
+# that became visible only after the broker restart (docs/architecture.md, "Delivery
+# guarantees"). If it recurs the test fails, and the process logs it keeps tell which mechanism.
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600)]
 
 MIN_ITEMS = 2000
@@ -135,7 +136,7 @@ def world(tmp_path: Path) -> Iterator[tuple[Moto, Broker, Newsroom, Fleet]]:
         )
         broker = Broker(tmp_path, bootstrap_config, moto)
         broker.start()
-        newsroom = Newsroom(broker.address, "", _scripts())
+        newsroom = Newsroom(broker.address, "", _scripts(), min_period=0.6)
         newsroom.start()
         config = _config(tmp_path, broker.address, newsroom.base_url)
         import yaml
@@ -186,7 +187,7 @@ def _run(world: tuple[Moto, Broker, Newsroom, Fleet], log: list[str]) -> None:
     fleet.start("all")
     fleet.running["all"].wait_for("daemon_started", timeout=60)
     for n in range(SIGKILLS_ALL_IN_ONE if "A" in acts else 0):
-        _sleep_while_growing(rng.uniform(3.0, 9.0), deadline)
+        _sleep_while_growing(rng.uniform(2.0, 5.0), deadline)
         fleet.sigkill("all")
         log.append(f"A: SIGKILL all-in-one #{n + 1} at {time.monotonic() - started:.1f}s {_volume(newsroom)}")
         fleet.start("all")
@@ -202,11 +203,11 @@ def _run(world: tuple[Moto, Broker, Newsroom, Fleet], log: list[str]) -> None:
     for name in names:
         fleet.running[name].wait_for("daemon_started", timeout=60)
     for n in range(SIGKILLS_SPLIT if "B" in acts else 0):
-        _sleep_while_growing(rng.uniform(4.0, 8.0), deadline)
+        _sleep_while_growing(rng.uniform(2.5, 5.0), deadline)
         victim = rng.choice(names)
         fleet.sigkill(victim)
         log.append(f"B: SIGKILL {victim} #{n + 1} at {time.monotonic() - started:.1f}s {_volume(newsroom)}")
-        _sleep_while_growing(rng.uniform(1.0, 3.0), deadline)
+        _sleep_while_growing(rng.uniform(0.5, 1.5), deadline)
         fleet.start(victim, victim.split("-")[0])
     _sleep_while_growing(5.0, deadline)
 

@@ -1,7 +1,8 @@
 """Every feed in the shared corpus goes through the parse stage: items or a classified error.
 
-The corpus (../shared/corpus/feeds: the test suites of feedparser, miniflux, feed-rs,
-rss-parser and feedjira) is read in place, never copied into the repository.
+The corpus (the test suites of feedparser, miniflux, feed-rs, rss-parser and feedjira) is
+kept outside the repository, at ../shared/corpus/feeds beside the checkout; it is read in
+place, never copied in, and the test is skipped when it is not there.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The clock-only time rules of ARCHITECTURE.md, including midnight and both DST changes."""
+"""The clock-only time rules (docs/parsing.md), including midnight and both DST changes."""
 
 from __future__ import annotations
 
