@@ -236,8 +236,13 @@ class ConsumeLoop:
         try:
             async with asyncio.timeout(max(0.1, timeout - CLOSE_BUDGET_S)):
                 async with self._batch_lock:  # the batch in hand is done, and no new one starts
-                    with contextlib.suppress(TimeoutError):
+                    try:
                         await asyncio.wait_for(asyncio.shield(task), STOP_POLL_S)
+                    except TimeoutError:
+                        pass
+                    except asyncio.CancelledError:  # the loop's task ended cancelled, not us
+                        if _being_cancelled():
+                            raise
         except TimeoutError:
             log.warning("stage_stop_timeout", stage=self.stage, timeout_s=timeout)
         if not task.done() and not self._closing:  # a close under way ends within its budget
@@ -378,6 +383,14 @@ class ConsumeLoop:
         for closer in closers:
             try:
                 await asyncio.wait_for(closer(), each_s)
+            except asyncio.CancelledError:
+                # aiokafka's consumer.stop() awaits its own fetch tasks after cancelling them and
+                # can let their CancelledError out; only a cancellation of *this* task is ours.
+                if _being_cancelled():
+                    raise
+                log.warning(
+                    "client_close_failed", stage=self.stage, error="CancelledError in the client's close"
+                )
             except Exception as exc:
                 log.warning("client_close_failed", stage=self.stage, error=repr(exc))
         self._consumer = self._producer = None
@@ -552,6 +565,12 @@ class ConsumeLoop:
         return dlq_output(
             record, stage=self.stage, dlq_topic=self._dlq_topic, error_type=error_type, message=message
         )
+
+
+def _being_cancelled() -> bool:
+    """Whether the running task itself has been asked to cancel (Python 3.11+)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _rewind(

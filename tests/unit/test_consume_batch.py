@@ -113,3 +113,32 @@ async def test_a_retryable_error_surfaces_as_itself_and_nothing_is_committed() -
     with pytest.raises(RetryableStageError):
         await _loop(handler, 2)._process_batch(consumer, FakeProducer([]), batch)  # type: ignore[arg-type]
     assert consumer.commits == []
+
+
+class _ClientWhoseStopLetsCancelledErrorOut:
+    """aiokafka's consumer.stop() awaits fetch tasks it cancelled and can raise CancelledError."""
+
+    async def stop(self) -> None:
+        inner = asyncio.get_running_loop().create_future()
+        inner.cancel()
+        await inner
+
+
+async def test_a_client_close_that_raises_cancelled_error_does_not_cancel_the_stage() -> None:
+    loop = _loop(lambda record: [], 1)
+    await loop._close_clients(_ClientWhoseStopLetsCancelledErrorOut(), None)  # type: ignore[arg-type]
+    assert loop._consumer is None
+
+
+async def test_a_real_cancellation_during_the_close_still_propagates() -> None:
+    loop = _loop(lambda record: [], 1)
+
+    class SlowStop:
+        async def stop(self) -> None:
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(loop._close_clients(SlowStop(), None))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
