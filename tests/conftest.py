@@ -48,9 +48,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def broker_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Tansu broker on loopback for the whole session (memory storage)."""
+    """A real embedded broker on loopback for the whole session (memory storage)."""
     state_dir = tmp_path_factory.mktemp("broker-state")
-    broker = EmbeddedBroker(EmbeddedBrokerConfig(state_dir=state_dir), log_path=state_dir / "tansu.log")
+    broker = EmbeddedBroker(EmbeddedBrokerConfig(state_dir=state_dir), log_path=state_dir / "broker.log")
     address = asyncio.run(broker.start())
     yield address
     asyncio.run(broker.stop())

@@ -67,7 +67,7 @@ class Moto:
         s3.create_bucket(Bucket=bucket)
 
     def env(self) -> dict[str, str]:
-        """What Tansu (Rust object_store) reads to reach this S3."""
+        """What the embedded broker (Rust object_store) reads to reach this S3."""
         return {**S3_ENV, "AWS_ENDPOINT": self.endpoint}
 
     def kill(self) -> None:
@@ -116,7 +116,7 @@ class Broker:
         wait_for_port(self.port, 60, self.process)
 
     def stop(self) -> None:
-        """SIGTERM: `ingestor broker` stops its Tansu child and exits."""
+        """SIGTERM: `ingestor broker` stops its broker child and exits."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:

@@ -1,6 +1,6 @@
 """Nothing lost, nothing twice, while things break for real.
 
-One run, one broker (Tansu on S3 storage served by moto, so its data outlives a restart), one
+One run, one broker (the embedded broker on S3 storage served by moto, so its data outlives a restart), one
 set of topics, three acts:
 
 A. the all-in-one daemon (`ingestor run`) is SIGKILLed at random moments and restarted;

@@ -1,6 +1,6 @@
 """The dedup state restore after a broker restart on S3 storage reads the whole partition.
 
-Tansu 0.6 on S3, stopped while produce requests were in flight, reports a partition's end far
+The embedded broker (0.6) on S3, stopped while produce requests were in flight, reports a partition's end far
 short of its data after the restart (hundreds of records), until the next write. A restore that
 trusted that end would miss the tail and dedup would publish those items again: the chaos suite
 caught exactly that. This reproduces the lag for real and checks the restore reads past it.
@@ -81,7 +81,7 @@ def test_restore_reads_past_a_lagging_end_after_a_restart(tmp_path: Path) -> Non
             records = asyncio.run(read_topic(broker.address, TOPIC, settle=2.0, limit_s=60))
             last = {p: max(r.offset for r in records if r.partition == p) for p in range(PARTITIONS)}
             lag = max(last[p] + 1 - ends[p] for p in range(PARTITIONS))
-            if lag > 30:  # more than one batch: not just Tansu's base-offset-of-last-batch end
+            if lag > 30:  # more than one batch: not just the embedded broker's base-offset-of-last-batch end
                 break
         assert lag > 30, f"the broker's end did not lag (by {lag}): this run proves nothing"
 

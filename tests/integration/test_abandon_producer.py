@@ -34,7 +34,7 @@ async def _messages(bootstrap: str) -> list[bytes | None]:
 
 async def test_a_batch_held_through_an_outage_is_not_delivered_afterwards(tmp_path: Path) -> None:
     config = EmbeddedBrokerConfig(port=free_port("127.0.0.1"), state_dir=tmp_path)
-    broker = EmbeddedBroker(config, log_path=tmp_path / "tansu.log")
+    broker = EmbeddedBroker(config, log_path=tmp_path / "broker.log")
     bootstrap = await broker.start()
     await create_topic(bootstrap, TOPIC)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=60_000)
@@ -47,7 +47,7 @@ async def test_a_batch_held_through_an_outage_is_not_delivered_afterwards(tmp_pa
     await abandon_producer(producer)  # the stage's teardown after its delivery deadline
     with pytest.raises(KafkaTimeoutError):
         await held
-    broker = EmbeddedBroker(config, log_path=tmp_path / "tansu-2.log")  # same port, empty storage
+    broker = EmbeddedBroker(config, log_path=tmp_path / "broker-2.log")  # same port, empty storage
     try:
         await broker.start()
         await create_topic(bootstrap, TOPIC)

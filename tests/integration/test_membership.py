@@ -79,7 +79,7 @@ async def test_coordinator_answers_current_rebalancing_and_fenced(broker_address
         assert await confirm_membership(first) is Membership.CURRENT
 
         # A member that missed a generation (as after a session expiry) must not go on. Kafka
-        # answers ILLEGAL_GENERATION (fenced); Tansu 0.6 answers REBALANCE_IN_PROGRESS. Either
+        # answers ILLEGAL_GENERATION (fenced); the embedded broker answers REBALANCE_IN_PROGRESS. Either
         # way the batch is withheld and the member rejoins.
         first._coordinator.generation = stale_generation
         assert not (await confirm_membership(first)).owns_partitions

@@ -1,6 +1,6 @@
 """Issue 13: nothing of ours makes the broker auto-create a topic.
 
-The embedded broker (Tansu) auto-creates a topic a metadata request names, with its default
+The embedded broker auto-creates a topic a metadata request names, with its default
 partition count, as Kafka does with ``auto.create.topics.enable``; a control below shows it
 still does, so the other assertions are not vacuous.
 """

@@ -1,4 +1,4 @@
-"""Idempotent producers where the broker has them; a clear fallback where it does not (Tansu 0.6)."""
+"""Idempotent producers where the broker has them; a clear fallback where it does not (embedded)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Metric helpers without a broker: lag arithmetic (Tansu's short end offsets), lag sampling,
+"""Metric helpers without a broker: lag arithmetic (the embedded broker's short end offsets), lag sampling,
 the scrape-time stage gauges, call-site counters, and the ops.listen parser."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ingestor.ops.server import parse_listen
 
 def test_partition_lag_is_clamped_and_unknown_stays_unknown() -> None:
     assert metrics.partition_lag(10, 4) == 6
-    assert metrics.partition_lag(1, 5) == 0  # Tansu: end = last batch base offset + 1
+    assert metrics.partition_lag(1, 5) == 0  # embedded broker: end = last batch base offset + 1
     assert metrics.partition_lag(None, 5) is None
     assert metrics.partition_lag(5, None) is None
 

@@ -16,10 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import structlog
 from aiokafka import ConsumerRecord
 from structlog.testing import capture_logs
 
-from consumers.parse import ParseLimits, RawDocument
+from consumers.parse import ParseLimits, RawDocument, service
 from consumers.parse.service import ParseStage
 from consumers.parse.workers import (
     Parsed,
@@ -273,7 +274,7 @@ def test_the_stage_dead_letters_a_stalled_document_and_goes_on() -> None:
     asyncio.run(scenario())
 
 
-def test_the_stage_counts_and_logs_dropped_items() -> None:
+def test_the_stage_counts_and_logs_dropped_items(monkeypatch: pytest.MonkeyPatch) -> None:
     second = b"<item><guid>a-2</guid><title>Ferry resumes</title><description>Again.</description></item>"
     two = FEED.replace(b"</channel>", second + b"</channel>")
     stage = ParseStage(load_settings(None, overrides={"parse": {"workers": 1}}), connection=None)  # type: ignore[arg-type]
@@ -284,6 +285,9 @@ def test_the_stage_counts_and_logs_dropped_items() -> None:
         try:
             before = _counter("ingestor_parse_items_dropped_total", reason="over_item_cap")
             with capture_logs() as logs:
+                # a logger bound under the capture: the module's own may have been cached by an
+                # earlier test in this process under another configuration
+                monkeypatch.setattr(service, "log", structlog.get_logger("consumers.parse"))
                 outputs = await stage.handle(_record(two))
             assert len(outputs) == 1
             assert _counter("ingestor_parse_items_dropped_total", reason="over_item_cap") == before + 1

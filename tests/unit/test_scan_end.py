@@ -1,4 +1,4 @@
-"""Reading a partition to its real end when the broker's reported end is wrong (Tansu 0.6)."""
+"""Reading a partition to its real end when the broker's reported end is wrong (the embedded broker)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ async def _offsets(log: _Log, quiet_s: float = 0.05) -> list[int]:
 
 
 async def test_a_lagging_end_after_a_restart_does_not_cut_the_tail() -> None:
-    # What Tansu on S3 reported after a restart under load, and fetches that are sometimes slow.
+    # What the embedded broker on S3 reported after a restart under load, and fetches that are sometimes slow.
     log = _Log(size=900, reported=701, stall_every=3)
     assert await _offsets(log) == list(range(900))
 
