@@ -4,12 +4,15 @@
 base offset of its last batch + 1, so the tail of a multi-record batch lies beyond it. After a
 restart on S3 storage its reported end can lag the data by hundreds of records, until the next
 write to the partition. ``read_to_end`` therefore reads a partition until its position passed
-the reported end *and* either no record came for it for ``QUIET_S`` or the reported end has
-moved since the start (a write corrects a lagging end; a partition being written never goes
-quiet). On Kafka that is exact. On Tansu it is the only end it cannot get wrong, and the quiet
-window keeps one slow fetch from looking like the end. The dedup state restore depends on it: a
-missed tail means publishing those items again. A caller that must not wait for a lagging tail
-passes ``quiet_s=0`` and gets the reported end plus the batch that reaches it.
+the reported end *and* either it is quiet (no record for ``QUIET_S``, and at least
+``EMPTY_ANSWERS`` fetch responses for it came back empty since its last record) or the
+reported end has moved since the start (a write corrects a lagging end; a partition being
+written never goes quiet). On Kafka that is exact. On Tansu it is the only end it cannot get
+wrong. Quiet is counted in the broker's answers, not in time alone: on a busy machine a fetch
+can take longer than any fixed window, and a slow fetch is not an empty one. The dedup state
+restore depends on it: a missed tail means publishing those items again. A caller that must
+not wait for a lagging tail passes ``quiet_s=0`` and gets the reported end plus the batch that
+reaches it.
 
 ``peek_ends`` finds ends (and newest timestamps) cheaply by fetching each partition's last
 batch, for ``ingestor status``. ``verified_starts`` checks ListOffsets-by-time against the
@@ -34,6 +37,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 #: How long a partition past its reported end must stay without records to count as read.
 QUIET_S = 1.0
+#: ... and at least this many fetch responses for it must have come back empty since its last
+#: record: a fetch slowed down by a busy machine is not an answer, and must not end the read.
+EMPTY_ANSWERS = 2
 POLL_MS = 250
 #: How long ``peek_ends`` waits for the last batches.
 TAIL_WAIT_S = 3.0
@@ -78,6 +84,10 @@ async def read_to_end(
     started = time.monotonic()
     last_record_at = dict.fromkeys(tps, started)
     next_refresh = dict.fromkeys(tps, started)
+    # Fetch responses for the partition since its last record, told apart from a fetch that is
+    # merely slow by the consumer's per-partition response time (``last_poll_timestamp``).
+    empty_answers = dict.fromkeys(tps, 0)
+    answered_at: dict[TopicPartition, int | None] = {tp: consumer.last_poll_timestamp(tp) for tp in tps}
     deadline = started + limit_s
     while remaining:
         if time.monotonic() > deadline:
@@ -87,14 +97,23 @@ async def read_to_end(
         for tp, records in batch.items():
             if records:
                 last_record_at[tp] = now
+                empty_answers[tp] = 0
             for record in records:
                 yield record
         for tp in list(remaining):
+            answered = consumer.last_poll_timestamp(tp)
+            if answered is not None and answered != answered_at[tp]:
+                answered_at[tp] = answered
+                if not batch.get(tp):
+                    empty_answers[tp] += 1
             if await consumer.position(tp) < end[tp]:
                 continue
-            if now - last_record_at[tp] >= quiet_s or end[tp] > reported_at_start[tp]:
-                # Quiet past the end, or past an end that moved since the start: a write
-                # corrects a lagging end, so everything there was at the start has been read.
+            answered_empty = quiet_s <= 0 or empty_answers[tp] >= EMPTY_ANSWERS
+            quiet = now - last_record_at[tp] >= quiet_s and answered_empty
+            if quiet or end[tp] > reported_at_start[tp]:
+                # Quiet past the end (the broker answered, more than once, with nothing more),
+                # or past an end that moved since the start: a write corrects a lagging end, so
+                # everything there was at the start has been read.
                 remaining.discard(tp)
             elif now >= next_refresh[tp]:  # still records coming: is the partition being written?
                 next_refresh[tp] = now + quiet_s / 2

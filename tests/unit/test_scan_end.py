@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -21,11 +23,21 @@ class _Log:
     arrive one per poll (a partition being written), moving the reported end with each."""
 
     def __init__(
-        self, size: int, reported: int, writes: int = 0, per_fetch: int = 50, stall_every: int = 0
+        self,
+        size: int,
+        reported: int,
+        writes: int = 0,
+        per_fetch: int = 50,
+        stall_every: int = 0,
+        stall_s: float = 0.0,
     ) -> None:
         self.size, self.reported, self.writes, self.per_fetch = size, reported, writes, per_fetch
-        self.stall_every, self.polls = stall_every, 0
+        self.stall_every, self.stall_s, self.polls = stall_every, stall_s, 0
         self.at = 0
+        self.answered_ms: int | None = None
+
+    def last_poll_timestamp(self, tp: TopicPartition) -> int | None:
+        return self.answered_ms
 
     def assign(self, tps: list[TopicPartition]) -> None:
         pass
@@ -42,7 +54,9 @@ class _Log:
     async def getmany(self, *tps: TopicPartition, timeout_ms: int = 0) -> dict[TopicPartition, list[Any]]:
         self.polls += 1
         if self.stall_every and self.polls % self.stall_every == 0:
-            return {}  # a fetch slower than the poll: nothing yet, though the data is there
+            await asyncio.sleep(self.stall_s)
+            return {}  # a fetch slower than the poll: no answer yet, though the data is there
+        self.answered_ms = time.monotonic_ns() // 1000 + self.polls  # the broker answered
         if self.writes:
             self.writes -= 1
             self.size += 1
@@ -84,3 +98,10 @@ async def test_quiet_zero_does_not_fetch_an_empty_partition() -> None:
     log = _Log(size=0, reported=0)
     assert await _offsets(log, quiet_s=0.0) == []
     assert log.polls == 0
+
+
+async def test_fetches_slower_than_the_quiet_window_do_not_end_the_read() -> None:
+    # A busy machine: every other fetch takes twice the quiet window to come back. Time alone
+    # would call the partition quiet; only empty answers from the broker may.
+    log = _Log(size=400, reported=150, per_fetch=40, stall_every=2, stall_s=0.1)
+    assert await _offsets(log, quiet_s=0.05) == list(range(400))
