@@ -484,6 +484,11 @@ class LoggingConfig(_Section):
 
 class OpsConfig(_Section):
     listen: ListenAddress | None = Field(default=None, description="host:port of /metrics, /livez, /readyz")
+    labeled_feeds: list[str] = Field(
+        default_factory=list,
+        description="feed ids that also get per-feed ingestor_feed_* metric series; "
+        "every other feed creates none, so /metrics does not grow with the feed count",
+    )
 
 
 class Settings(BaseSettings):

@@ -109,7 +109,7 @@ class DedupStage:
         item = _parse_item(record)
         decision = state.decide(item.id, item.content_hash, record.offset, item.fetched_at)
         if not decision.publish:
-            metrics.ITEMS_UNCHANGED.labels(item.source).inc()
+            metrics.ITEMS_UNCHANGED.inc()
             log.debug(
                 "item_unchanged",
                 stage=STAGE,

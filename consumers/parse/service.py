@@ -188,7 +188,7 @@ class ParseStage:
         ]
         self.items_produced += len(outputs)
         metrics.PARSE_DURATION.observe(time.monotonic() - started)
-        metrics.ITEMS_PARSED.labels(doc.feed_id, outcome.shape).inc(len(outputs))
+        metrics.observe_parsed(doc.feed_id, outcome.shape, len(outputs))
         for reason, count in sorted(outcome.dropped.items()):
             metrics.ITEMS_DROPPED.labels(reason).inc(count)
             log.warning("items_dropped", **context, reason=reason, count=count)
@@ -208,7 +208,7 @@ class ParseStage:
         doc: RawDocument, context: dict[str, object], started: float, reason: str, message: str
     ) -> Refused:
         """Count and log a document that yields nothing; the consume loop dead-letters it."""
-        metrics.PARSE_FAILURES.labels(doc.feed_id, reason).inc()
+        metrics.observe_parse_failure(doc.feed_id, reason)
         log.warning(
             "raw_parsed",
             **context,

@@ -7,8 +7,11 @@ describe *current* state (consumer lag, assignment, connection, dedup state, the
 are read from the running stages at scrape time by ``StageCollector``, so they can never be
 left stale by a code path that forgot to update them.
 
-Label sets stay small on purpose: ``feed`` is bounded by config, ``outcome``/``reason``/
-``event``/``shape`` are enums; item ids and URLs never become labels.
+Label sets stay small on purpose: ``outcome``/``reason``/``event``/``shape``/``stage`` are
+enums, so /metrics is the same size at 10 feeds and at 100,000.  Feed ids, item ids and URLs
+never label a default family: per-feed detail lives in ``ingestor feeds status`` and the log
+lines (which name the feed).  Only the feeds listed in ``ops.labeled_feeds`` also update the
+``ingestor_feed_*`` families below; every other feed creates no series there at all.
 """
 
 from __future__ import annotations
@@ -44,8 +47,8 @@ BUILD_INFO = Info("ingestor_build", "The running news-ingestor version.", regist
 # ---- fetch ----------------------------------------------------------------------------------
 FETCHES = Counter(
     "ingestor_fetches",
-    "Fetch attempts by feed and outcome (ok, not_modified, unchanged, http_error, timeout, ...).",
-    ["feed", "outcome"],
+    "Fetch attempts by outcome (ok, not_modified, unchanged, http_error, timeout, ...).",
+    ["outcome"],
     registry=REGISTRY,
 )
 FETCH_DURATION = Histogram(
@@ -56,7 +59,7 @@ FETCH_DURATION = Histogram(
     registry=REGISTRY,
 )
 FETCH_BYTES = Counter(
-    "ingestor_fetch_bytes", "Body bytes read from feeds (after decompression).", ["feed"], registry=REGISTRY
+    "ingestor_fetch_bytes", "Body bytes read from feeds (after decompression).", registry=REGISTRY
 )
 FETCH_LATENESS = Histogram(
     "ingestor_fetch_schedule_lateness_seconds",
@@ -64,30 +67,18 @@ FETCH_LATENESS = Histogram(
     buckets=_LATENESS_BUCKETS,
     registry=REGISTRY,
 )
-FEED_FAILURES = Gauge(
-    "ingestor_feed_consecutive_failures",
-    "Failed fetches in a row per feed; 0 after a success. Alert on > N for a feed.",
-    ["feed"],
-    registry=REGISTRY,
-)
-FEED_LAST_SUCCESS = Gauge(
-    "ingestor_feed_last_success_timestamp_seconds",
-    "Unix time of a feed's last successful fetch (any 2xx/304 outcome).",
-    ["feed"],
-    registry=REGISTRY,
-)
 
 # ---- parse ----------------------------------------------------------------------------------
 ITEMS_PARSED = Counter(
     "ingestor_items_parsed",
-    "Items (feed entries, articles, live fragments) produced to news.items, by feed and page shape.",
-    ["feed", "shape"],
+    "Items (feed entries, articles, live fragments) produced to news.items, by page shape.",
+    ["shape"],
     registry=REGISTRY,
 )
 PARSE_FAILURES = Counter(
     "ingestor_parse_failures",
-    "news.raw messages the parser refused, by feed and reason (they go to the DLQ).",
-    ["feed", "reason"],
+    "news.raw messages the parser refused, by reason (they go to the DLQ).",
+    ["reason"],
     registry=REGISTRY,
 )
 PARSE_DURATION = Histogram(
@@ -119,14 +110,13 @@ ITEMS_DROPPED = Counter(
 # ---- dedup / publish ------------------------------------------------------------------------
 ITEMS_PUBLISHED = Counter(
     "ingestor_items_published",
-    "Events published to news.published, by feed and event (created, updated).",
-    ["feed", "event"],
+    "Events published to news.published, by event (created, updated).",
+    ["event"],
     registry=REGISTRY,
 )
 ITEMS_UNCHANGED = Counter(
     "ingestor_items_unchanged",
     "Items dedup dropped because their id and content hash were already published.",
-    ["feed"],
     registry=REGISTRY,
 )
 LAST_PUBLISH = Gauge(
@@ -174,6 +164,55 @@ COMMIT_FAILURES = Counter(
     registry=REGISTRY,
 )
 
+# ---- per-feed, only for the feeds in ops.labeled_feeds ------------------------------------------
+# Separate families (not an optional label on the ones above) so that a dashboard summing a
+# default family never double-counts, and so that an empty allowlist exports no feed label.
+FEED_FETCHES = Counter(
+    "ingestor_feed_fetches",
+    "Fetch attempts of an allowlisted feed (ops.labeled_feeds), by outcome.",
+    ["feed", "outcome"],
+    registry=REGISTRY,
+)
+FEED_FAILURES = Gauge(
+    "ingestor_feed_consecutive_failures",
+    "Failed fetches in a row of an allowlisted feed; 0 after a success.",
+    ["feed"],
+    registry=REGISTRY,
+)
+FEED_LAST_SUCCESS = Gauge(
+    "ingestor_feed_last_success_timestamp_seconds",
+    "Unix time of an allowlisted feed's last successful fetch (any 2xx/304 outcome).",
+    ["feed"],
+    registry=REGISTRY,
+)
+FEED_ITEMS_PARSED = Counter(
+    "ingestor_feed_items_parsed",
+    "Items the parser produced to news.items from an allowlisted feed.",
+    ["feed"],
+    registry=REGISTRY,
+)
+FEED_PARSE_FAILURES = Counter(
+    "ingestor_feed_parse_failures",
+    "news.raw messages of an allowlisted feed the parser refused (the reason is in the log line).",
+    ["feed"],
+    registry=REGISTRY,
+)
+FEED_ITEMS_PUBLISHED = Counter(
+    "ingestor_feed_items_published",
+    "Events published to news.published for an allowlisted feed (created and updated).",
+    ["feed"],
+    registry=REGISTRY,
+)
+
+_PER_FEED: tuple[Counter | Gauge, ...] = (
+    FEED_FETCHES,
+    FEED_FAILURES,
+    FEED_LAST_SUCCESS,
+    FEED_ITEMS_PARSED,
+    FEED_PARSE_FAILURES,
+    FEED_ITEMS_PUBLISHED,
+)
+
 # ---- ops (set by the ops server) ------------------------------------------------------------
 BROKER_UP = Gauge(
     "ingestor_broker_up", "1 when the last metadata request to the brokers succeeded.", registry=REGISTRY
@@ -198,22 +237,73 @@ BUILD_INFO.info({"version": _version()})
 
 # ---- call-site helpers --------------------------------------------------------------------------
 
+_labeled_feeds: frozenset[str] = frozenset()
+
+
+def set_labeled_feeds(feeds: Iterable[str]) -> None:
+    """Set the allowlist (``ops.labeled_feeds``) whose feeds get their own ``ingestor_feed_*`` series.
+
+    Process-wide like the registry itself.  Series of feeds no longer listed are removed, so a
+    daemon restarted in-process (tests, reloads) does not keep exporting them.
+    """
+    global _labeled_feeds
+    new = frozenset(feeds)
+    dropped = _labeled_feeds - new
+    _labeled_feeds = new
+    if dropped:
+        for family in _PER_FEED:
+            _remove_feeds(family, dropped)
+
+
+def _remove_feeds(family: Counter | Gauge, feeds: frozenset[str]) -> None:
+    """Remove every series of ``family`` whose ``feed`` label is in ``feeds``.
+
+    ``remove`` needs the full label tuple, so the tuples are read back from the family's samples
+    (their label dicts keep the declared label order).
+    """
+    doomed = {
+        tuple(sample.labels.values())
+        for metric in family.collect()
+        for sample in metric.samples
+        if sample.labels.get("feed") in feeds
+    }
+    for values in doomed:
+        family.remove(*values)
+
 
 def observe_fetch(
     feed: str, outcome: str, *, success: bool, duration_s: float, size: int, failures: int
 ) -> None:
-    """Everything one ``feed_fetched`` line says, as metrics."""
-    FETCHES.labels(feed, outcome).inc()
+    """Everything one ``feed_fetched`` line says, as metrics; per-feed only when allowlisted."""
+    FETCHES.labels(outcome).inc()
     FETCH_DURATION.labels(outcome).observe(max(0.0, duration_s))
-    FETCH_BYTES.labels(feed).inc(max(0, size))
-    FEED_FAILURES.labels(feed).set(failures)
-    if success:
-        FEED_LAST_SUCCESS.labels(feed).set(time.time())
+    FETCH_BYTES.inc(max(0, size))
+    if feed in _labeled_feeds:
+        FEED_FETCHES.labels(feed, outcome).inc()
+        FEED_FAILURES.labels(feed).set(failures)
+        if success:
+            FEED_LAST_SUCCESS.labels(feed).set(time.time())
+
+
+def observe_parsed(feed: str, shape: str, items: int) -> None:
+    """One parsed ``news.raw`` document; here so the allowlist check is not repeated per call site."""
+    ITEMS_PARSED.labels(shape).inc(items)
+    if feed in _labeled_feeds:
+        FEED_ITEMS_PARSED.labels(feed).inc(items)
+
+
+def observe_parse_failure(feed: str, reason: str) -> None:
+    """One refused ``news.raw`` document; the per-feed family has no ``reason`` (the log has it)."""
+    PARSE_FAILURES.labels(reason).inc()
+    if feed in _labeled_feeds:
+        FEED_PARSE_FAILURES.labels(feed).inc()
 
 
 def observe_published(feed: str, event: str) -> None:
-    ITEMS_PUBLISHED.labels(feed, event).inc()
+    ITEMS_PUBLISHED.labels(event).inc()
     LAST_PUBLISH.set(time.time())
+    if feed in _labeled_feeds:
+        FEED_ITEMS_PUBLISHED.labels(feed).inc()
 
 
 def partition_lag(highwater: int | None, position: int | None) -> int | None:

@@ -20,6 +20,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from ingestor.config import Settings, TopicsConfig
 from ingestor.consumer_loop import ConsumeLoop
 from ingestor.kafka import EmbeddedBroker, KafkaConnection, ensure_topics, read_records
+from ingestor.ops import metrics
 from ingestor.ops.server import OpsServer
 
 log = structlog.get_logger("ingestor.runtime")
@@ -155,6 +156,7 @@ class Daemon:
         return await self.broker.start()
 
     async def start(self) -> None:
+        metrics.set_labeled_feeds(self.settings.ops.labeled_feeds)
         if self.settings.ops.listen and self.ops is None:  # first: /livez answers during start-up
             self.ops = OpsServer(self.settings.ops.listen, self)
             await self.ops.start()

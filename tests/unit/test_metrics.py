@@ -1,8 +1,10 @@
 """Metric helpers without a broker: lag arithmetic (the embedded broker's short end offsets), lag sampling,
-the scrape-time stage gauges, call-site counters, and the ops.listen parser."""
+the scrape-time stage gauges, call-site counters (and that /metrics does not grow with the
+number of feeds), and the ops.listen parser."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,19 +106,76 @@ def test_stage_collector_reads_current_state_at_scrape_time() -> None:
     assert 'ingestor_broker_connected{stage="dedup"} 0.0' in generate_latest(registry).decode()
 
 
-def test_call_site_helpers_move_the_shared_registry() -> None:
-    def read(name: str, **labels: str) -> float:
-        return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+@pytest.fixture
+def labeled_feeds() -> Iterator[Callable[[list[str]], None]]:
+    """Set ``ops.labeled_feeds`` for one test; the allowlist is process-wide, so reset it after."""
+    yield metrics.set_labeled_feeds
+    metrics.set_labeled_feeds([])
 
-    before = read("ingestor_fetches_total", feed="unit-feed", outcome="ok")
+
+def read(name: str, **labels: str) -> float:
+    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_call_site_helpers_move_the_shared_registry(labeled_feeds: Callable[[list[str]], None]) -> None:
+    labeled_feeds(["unit-feed"])
+    before = read("ingestor_fetches_total", outcome="ok")
     metrics.observe_fetch("unit-feed", "ok", success=True, duration_s=0.2, size=100, failures=0)
     metrics.observe_fetch("unit-feed", "timeout", success=False, duration_s=10, size=0, failures=3)
-    assert read("ingestor_fetches_total", feed="unit-feed", outcome="ok") == before + 1
+    assert read("ingestor_fetches_total", outcome="ok") == before + 1
+    assert read("ingestor_feed_fetches_total", feed="unit-feed", outcome="ok") == 1
     assert read("ingestor_feed_consecutive_failures", feed="unit-feed") == 3
     assert read("ingestor_feed_last_success_timestamp_seconds", feed="unit-feed") > 0
     metrics.observe_published("unit-feed", "updated")
-    assert read("ingestor_items_published_total", feed="unit-feed", event="updated") >= 1
+    assert read("ingestor_items_published_total", event="updated") >= 1
+    assert read("ingestor_feed_items_published_total", feed="unit-feed") == 1
     assert read("ingestor_last_publish_timestamp_seconds") > 0
+
+    labeled_feeds([])  # dropped from the allowlist: its series go, and no new ones appear
+    metrics.observe_fetch("unit-feed", "ok", success=True, duration_s=0.2, size=100, failures=0)
+    assert (
+        metrics.REGISTRY.get_sample_value(
+            "ingestor_feed_fetches_total", {"feed": "unit-feed", "outcome": "ok"}
+        )
+        is None
+    )
+    assert (
+        metrics.REGISTRY.get_sample_value("ingestor_feed_consecutive_failures", {"feed": "unit-feed"}) is None
+    )
+
+
+def test_metrics_size_does_not_grow_with_the_feed_count(labeled_feeds: Callable[[list[str]], None]) -> None:
+    """100,000 feeds through every per-feed call site: /metrics stays small (no feed label by
+    default) and only the allowlisted feed gets its own series."""
+    labeled_feeds(["scale-watched"])
+    outcomes = ("ok", "not_modified", "timeout", "http_error")
+    feeds = [f"scale-{n}" for n in range(100_000)] + ["scale-watched"]
+    for n, feed in enumerate(feeds):
+        outcome = outcomes[n % len(outcomes)]
+        metrics.observe_fetch(
+            feed, outcome, success=outcome == "ok", duration_s=0.3, size=512, failures=n % 3
+        )
+        metrics.observe_fetch(feed, "ok", success=True, duration_s=0.1, size=512, failures=0)
+        metrics.observe_parsed(feed, "feed", 3)
+        if n % 10 == 0:
+            metrics.observe_parse_failure(feed, "not_a_feed")
+        metrics.observe_published(feed, "created" if n % 2 else "updated")
+        metrics.ITEMS_UNCHANGED.inc()
+
+    text = generate_latest(metrics.REGISTRY)
+    assert len(text) < 100 * 1024, len(text)
+    feed_labeled = {
+        (s.name, s.labels["feed"])
+        for family in text_string_to_metric_families(text.decode())
+        for s in family.samples
+        if "feed" in s.labels
+    }
+    assert {feed for _, feed in feed_labeled} <= {"scale-watched"}, sorted(feed_labeled)[:5]
+    assert all(name.startswith("ingestor_feed_") for name, _ in feed_labeled)
+    assert read("ingestor_feed_fetches_total", feed="scale-watched", outcome="ok") == 2
+    assert read("ingestor_feed_items_parsed_total", feed="scale-watched") == 3
+    assert read("ingestor_feed_items_published_total", feed="scale-watched") == 1
+    assert read("ingestor_feed_last_success_timestamp_seconds", feed="scale-watched") > 0
 
 
 @pytest.mark.parametrize(
