@@ -405,6 +405,14 @@ class FetchConfig(_Section):
         default=60.0,
         description="an unchanged feed's state record (schedule, attempts) is rewritten at most this often",
     )
+    log_every_fetch: bool = Field(
+        default=False,
+        description="a feed_fetched line for every fetch; false: 304s and unchanged bodies (most fetches, "
+        "and nothing happened) are counted in the periodic fetch_summary line instead",
+    )
+    summary_interval: PositiveDuration = Field(
+        default=60.0, description="how often the fetch_summary line (outcomes since the last one) is logged"
+    )
     sharding: bool = Field(
         default=True,
         description="fetch the feeds of the news.feeds partitions this instance is assigned (config feeds "

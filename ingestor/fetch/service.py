@@ -84,8 +84,16 @@ class FetchStage:
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._keeper = StateKeeper(settings, connection)
         self._recorder = Recorder(
-            self._policy, self._rand, self._queue, self._stats, self._keeper, self._raw, self._is_stopping
+            self._policy,
+            self._rand,
+            self._queue,
+            self._stats,
+            self._keeper,
+            self._raw,
+            self._is_stopping,
+            log_every_fetch=self._config.log_every_fetch,
         )
+        self._summary_task: asyncio.Task[None] | None = None
         self._registry = (
             FeedRegistry(settings, connection, self) if feeds is None and self._config.sharding else None
         )
@@ -137,6 +145,7 @@ class FetchStage:
                 )
         self._stopping = False
         self._loop_task = asyncio.create_task(self._run(), name="fetch-schedule")
+        self._summary_task = asyncio.create_task(self._summaries(), name="fetch-summary")
         if self._registry is not None:
             try:
                 await self._registry.start()
@@ -152,9 +161,35 @@ class FetchStage:
             sharded=self._registry is not None,
         )
 
+    async def _summaries(self) -> None:
+        """Every ``fetch.summary_interval``, one line with what the fetches of that interval
+        came to: the 304s and unchanged bodies that get no line of their own are in it."""
+        while True:
+            await asyncio.sleep(self._config.summary_interval)
+            self._log_summary()
+
+    def _log_summary(self) -> None:
+        window = self._stats.take_window()
+        if not window:
+            return
+        log.info(
+            "fetch_summary",
+            stage="fetch",
+            interval_s=self._config.summary_interval,
+            fetches=sum(n for outcome, n in window.items() if not outcome.startswith("push_")),
+            outcomes=dict(sorted(window.items())),
+            feeds=len(self._states),
+            in_flight=len(self._tasks),
+            lateness_p99_seconds=self._stats.lateness_p99(),
+        )
+
     async def stop(self) -> None:
         """Stop scheduling, give in-flight fetches ``shutdown_grace`` to finish, then cancel them;
         flush the producer (at most a few seconds)."""
+        if self._summary_task is not None:
+            self._summary_task.cancel()
+            self._summary_task = None
+            self._log_summary()  # the partial interval, so no fetch goes uncounted in the logs
         if self._registry is not None:  # first: hand the feeds over with their latest state
             try:
                 await self._registry.stop()

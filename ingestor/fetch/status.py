@@ -65,6 +65,8 @@ class StageStats:
         self.outcomes: Counter[str] = Counter()
         self.lateness: deque[float] = deque(maxlen=_LATENESS_SAMPLES)
         self.last_produce_error: str | None = None
+        #: outcomes since the last ``fetch_summary`` line (see ``take_window``)
+        self.window: Counter[str] = Counter()
 
     def started(self, due: float, now: float) -> None:
         late = max(0.0, now - due)
@@ -77,6 +79,12 @@ class StageStats:
             self.fetches += 1
         self.produced += int(decision.produced)
         self.outcomes[decision.counter] += 1
+        self.window[decision.counter] += 1
+
+    def take_window(self) -> Counter[str]:
+        """The outcomes counted since the last call, and a fresh window."""
+        window, self.window = self.window, Counter()
+        return window
 
     def lateness_p99(self) -> float | None:
         samples = sorted(self.lateness)

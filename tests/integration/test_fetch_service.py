@@ -247,3 +247,35 @@ async def test_restart_resumes_validators_and_schedule(broker_address: str, serv
     assert limited is not None and limited.failures == 1 and limited.next_due is not None
     records = await read_topic(broker_address, settings.topics.raw, expect=1, settle=0.3)
     assert [r.key for r in records] == [b"f"]
+
+
+async def test_304s_are_summarised_failures_and_changes_keep_their_own_lines(
+    broker_address: str, server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import structlog
+    from structlog.testing import capture_logs
+
+    from ingestor.fetch import recorder, service
+
+    base = f"http://127.0.0.1:{server.port}"
+    feeds = [
+        {"id": "good", "url": f"{base}/etag", "interval": 0.1},
+        {"id": "five-hundred", "url": f"{base}/500", "interval": 0.1},
+    ]
+    stage, _settings = await stage_for(broker_address, feeds, max_backoff=0.2, summary_interval=0.3)
+    with capture_logs() as logs:
+        # loggers bound under the capture (the modules' own may be cached from other tests)
+        monkeypatch.setattr(recorder, "log", structlog.get_logger("ingestor.fetch"))
+        monkeypatch.setattr(service, "log", structlog.get_logger("ingestor.fetch"))
+        await stage.start()
+        try:
+            await until(lambda: attempts(stage, "good") >= 5 and attempts(stage, "five-hundred") >= 3)
+            await until(lambda: any(e["event"] == "fetch_summary" for e in logs), timeout=5)
+        finally:
+            await stage.stop()
+    lines = [(e["feed"], e["outcome"]) for e in logs if e["event"] == "feed_fetched"]
+    assert ("good", "ok") in lines and ("five-hundred", "http_5xx") in lines
+    assert all(outcome != "not_modified" for _feed, outcome in lines)  # the 304s: no line of their own
+    summaries = [e for e in logs if e["event"] == "fetch_summary"]
+    counted = sum(e["outcomes"].get("not_modified", 0) for e in summaries)
+    assert counted == stage.health().outcomes["not_modified"] >= 3  # every 304 counted, once
