@@ -13,8 +13,6 @@ import asyncio
 import base64
 import io
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +23,7 @@ from ingestor.fetch.http import Fetcher
 from ingestor.fetch.service import FetchStage
 from ingestor.kafka import KafkaConnection, ensure_topics
 from ingestor.logging import configure_logging
+from tests.commands import run_ingestor as cli
 from tests.conftest import make_settings
 from tests.integration.daemon_process import write_config
 from tests.integration.kafka_helpers import read_topic
@@ -56,16 +55,6 @@ ENCODED = tuple(
 def leaked(text: str) -> list[str]:
     """Secrets found in ``text``, in clear or base64-encoded as a Basic header carries them."""
     return [s for s in (*SECRETS, *ENCODED) if s in text]
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ingestor", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 async def until(check: Callable[[], bool], timeout: float = 30.0) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -25,6 +23,7 @@ from aiohttp.test_utils import TestServer
 
 from ingestor.config import KafkaConfig
 from ingestor.kafka import KafkaConnection, ensure_topics
+from tests.commands import run_ingestor as cli
 from tests.conftest import make_settings
 from tests.integration.daemon_process import Daemon, write_config
 
@@ -82,16 +81,6 @@ def by_feed(log: list[tuple[float, str, str]]) -> dict[str, list[tuple[float, st
 
 def switches(requests: list[tuple[float, str]]) -> int:
     return sum(1 for a, b in itertools.pairwise(requests) if a[1] != b[1])
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ingestor", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 async def test_three_fetchers_share_feeds_and_survive_a_kill(

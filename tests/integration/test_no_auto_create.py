@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from aiokafka.errors import KafkaTimeoutError
 from ingestor.config import KafkaConfig
 from ingestor.kafka import KafkaConnection, ensure_topics
 from ingestor.tools.daemon import TopicLayoutError, TopicsMissing, check_copartitioned, require_topics
+from tests.commands import run_ingestor
 from tests.conftest import make_settings
 from tests.integration.kafka_helpers import create_topic, produce
 from tests.integration.test_example_consumer import _example
@@ -37,16 +36,6 @@ async def _exists(bootstrap: str, topic: str) -> bool:
         return topic in set(await admin.list_topics())
     finally:
         await admin.close()
-
-
-def _ingestor(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ingestor", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-    )
 
 
 async def test_tool_clients_never_create_a_topic_they_ask_about(broker_address: str) -> None:
@@ -81,7 +70,9 @@ async def test_tool_clients_never_create_a_topic_they_ask_about(broker_address: 
 
 def test_tail_of_a_missing_topic_says_so_and_creates_nothing(broker_address: str, tmp_path: Path) -> None:
     topic = _topic()
-    result = _ingestor("tail", topic, "--bootstrap-servers", broker_address, "--max", "1", cwd=tmp_path)
+    result = run_ingestor(
+        "tail", topic, "--bootstrap-servers", broker_address, "--max", "1", cwd=tmp_path, timeout=120
+    )
     assert result.returncode == 1
     assert result.stderr.strip() == f"ingestor tail: no topic {topic!r} on {broker_address}"
     assert not asyncio.run(_exists(broker_address, topic))
@@ -95,7 +86,7 @@ def test_feeds_add_without_the_feeds_topic_refuses_and_creates_nothing(
     (tmp_path / "config.yaml").write_text(
         f"kafka: {{bootstrap_servers: '{broker_address}'}}\ntopics: {{feeds: {feeds}}}\n"
     )
-    result = _ingestor("feeds", "add", "x", "https://example.org/feed.xml", cwd=tmp_path)
+    result = run_ingestor("feeds", "add", "x", "https://example.org/feed.xml", cwd=tmp_path, timeout=120)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().startswith(f"ingestor feeds add: no topic {feeds} on {broker_address}")
     assert not asyncio.run(_exists(broker_address, feeds))

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.commands import run_ingestor as ingestor
 from tests.conftest import SEED
 
 pytestmark = pytest.mark.subprocess
-
-
-def ingestor(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ingestor", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-        env={**os.environ, **env} if env else None,
-    )
 
 
 def test_run_with_a_bad_config_names_the_key_and_starts_nothing(tmp_path: Path) -> None:
