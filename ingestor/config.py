@@ -233,12 +233,17 @@ class TopicsConfig(_Section):
     items: str = "news.items"
     published: str = "news.published"
     dlq: str = "news.dlq"
+    article_requests: str = Field(
+        default="news.article-requests",
+        description="feed entries waiting for their linked page (full text); key: feed id",
+    )
     partitions: int = Field(default=6, ge=1, description="for raw, items and published (co-partitioned)")
     replication_factor: int = Field(default=1, ge=1)
     create: bool = Field(default=True, description="create missing topics at start-up")
 
 
 FeedFormat = Literal["auto", "feed", "text", "html"]
+FullTextMode = Literal["auto", "always", "never"]
 
 
 def _check_timezone(value: str) -> str:
@@ -262,6 +267,11 @@ class FeedConfig(_Section):
     min_interval: PositiveDuration | None = None
     format: FeedFormat = "auto"
     language: str | None = None
+    full_text: FullTextMode | None = Field(
+        default=None,
+        description="fetch each entry's linked page for its full text: auto (teasers only), always, "
+        "never; null: full_text.mode",
+    )
     user_agent: str | None = None
     headers: dict[str, Secret] = Field(
         default_factory=dict,
@@ -444,6 +454,38 @@ class FetchConfig(_Section):
         return self
 
 
+class FullTextConfig(_Section):
+    """Full text behind feed entries: a teaser entry's linked page is fetched once (by the fetch
+    stage, with the feeds' politeness and guard, plus robots.txt), read by the article extractor
+    in the parse workers, and the entry published with the page's text.  See
+    docs/architecture.md, "Full text behind feed entries"."""
+
+    mode: FullTextMode = Field(default="auto", description="for feeds that do not set full_text")
+    teaser_words: int = Field(default=100, ge=0, description="auto: an entry with fewer words is a teaser")
+    deadline: PositiveDuration = Field(
+        default=60.0,
+        description="an entry whose page is not in by then is published with the feed's text "
+        "(body_source: feed); a page that comes later gives an updated version",
+    )
+    give_up_after: PositiveDuration = Field(
+        default=6 * 3600.0, description="a page still failing this long after its entry was seen is given up"
+    )
+    revisit: PositiveDuration | None = Field(
+        default=None,
+        description="fetch an entry's page again when the entry is seen this long after the last fetch; "
+        "null: never (only a changed link is fetched again)",
+    )
+    concurrency: int = Field(default=16, ge=1, description="article pages fetched at once per fetcher")
+    robots_ttl: PositiveDuration = Field(default=3600.0, description="how long a host's robots.txt is trusted")
+    remember: PositiveDuration = Field(
+        default=30 * 86400.0, description="how long an entry's page is remembered as fetched (state topic)"
+    )
+    state_topic: str = Field(
+        default="news.article-state", description="compacted topic: per entry, its page's fetch state"
+    )
+    group_id: str = Field(default="ingestor-articles", description="consumer group on topics.article_requests")
+
+
 class ConsumerStageConfig(_Section):
     group_id: str
     max_batch: int = Field(default=200, ge=1)
@@ -511,6 +553,7 @@ class Settings(BaseSettings):
     fetch: FetchConfig = FetchConfig()
     parse: ParseConfig = ParseConfig()
     dedup: DedupConfig = DedupConfig()
+    full_text: FullTextConfig = FullTextConfig()
     logging: LoggingConfig = LoggingConfig()
     ops: OpsConfig = OpsConfig()
     feeds: list[FeedConfig] = Field(default_factory=list)

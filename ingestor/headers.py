@@ -21,7 +21,12 @@ BODY_SHA256 = "body-sha256"
 FEED_TIMEZONE = "feed-timezone"
 FEED_FORMAT = "feed-format"
 FEED_LANGUAGE = "feed-language"
-VIA = "via"  # "poll" or "push" (WebSub)
+VIA = "via"  # "poll", "push" (WebSub) or "article" (an entry's linked page)
+FEED_FULL_TEXT = "feed-full-text"  # auto | always | never, resolved by the fetcher
+
+# news.article-requests (set by parse) and the article records on news.raw (set by fetch)
+ARTICLE_ENTRY = "article-entry"  # the entry (item JSON) whose page this is
+ARTICLE_OUTCOME = "article-outcome"  # "page", or why the feed's text stands (a fallback)
 
 # news.dlq (set by whichever stage refused the message)
 DLQ_STAGE = "dlq-stage"

@@ -41,6 +41,7 @@ UtcDatetime = Annotated[
 
 ItemKind = Literal["article", "live_update"]
 PublishEvent = Literal["created", "updated"]
+BodySource = Literal["feed", "page"]
 
 
 class Enclosure(BaseModel):
@@ -74,6 +75,12 @@ class NewsItem(BaseModel):
     updated_at: UtcDatetime | None = None
     fetched_at: UtcDatetime
     parent_id: str | None = Field(default=None, description="Id of the page a live fragment came from.")
+    image: str | None = Field(default=None, description="URL of the item's lead image, when the source names one.")
+    body_source: BodySource | None = Field(
+        default=None,
+        description="Where the body came from: 'feed' (the feed entry's own text) or 'page' (the page "
+        "it links to, or the page itself).",
+    )
     content_hash: str = Field(description="sha256 of the item's content; changes mean an edit.")
 
 

@@ -18,8 +18,10 @@ from ingestor.models import format_utc
 class RawSink:
     """The stage's producer (set while started) and the one thing the fetch path sends with it."""
 
-    def __init__(self, topic: str) -> None:
+    def __init__(self, topic: str, full_text_mode: str = "never") -> None:
         self.topic = topic
+        #: ``full_text.mode``, for feeds that do not set ``full_text`` themselves
+        self.full_text_mode = full_text_mode
         self.producer: AIOKafkaProducer | None = None
 
     async def produce(self, feed: FeedConfig, result: FetchResult, *, via: str = "poll") -> None:
@@ -37,6 +39,7 @@ class RawSink:
                 (hdr.FEED_TIMEZONE, feed.timezone),
                 (hdr.FEED_FORMAT, feed.format),
                 (hdr.FEED_LANGUAGE, feed.language),
+                (hdr.FEED_FULL_TEXT, feed.full_text or self.full_text_mode),
                 (hdr.VIA, via),
             ]
         )

@@ -71,7 +71,7 @@ class FetchStage:
         self._policy = FetchPolicy.from_config(settings.fetch, self.instance)
         self._fetcher = fetcher or Fetcher(settings.fetch)
         self._rand = rand or random.Random().random
-        self._raw = RawSink(self._topic)
+        self._raw = RawSink(self._topic, settings.full_text.mode)
         self._queue = DueQueue()
         self._states: dict[str, FeedState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
