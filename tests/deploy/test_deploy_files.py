@@ -40,9 +40,13 @@ TOPICS = {
     _DEFAULTS.topics.dlq,
     _DEFAULTS.topics.feeds,
     _DEFAULTS.fetch.state_topic,
+    _DEFAULTS.topics.article_requests,
+    _DEFAULTS.full_text.state_topic,
 }
 CO_PARTITIONED = (_DEFAULTS.topics.raw, _DEFAULTS.topics.items, _DEFAULTS.topics.published)
-COMPACTED = {_DEFAULTS.topics.feeds, _DEFAULTS.fetch.state_topic}
+COMPACTED = {_DEFAULTS.topics.feeds, _DEFAULTS.fetch.state_topic, _DEFAULTS.full_text.state_topic}
+#: the article state is written to the partition number of the request it answers
+SAME_COUNT = (_DEFAULTS.topics.article_requests, _DEFAULTS.full_text.state_topic)
 
 
 def _yaml_docs(path: Path) -> list[Any]:
@@ -110,6 +114,7 @@ def test_compose_topic_init_creates_every_topic_co_partitioned_and_replicated() 
     created = {m[0]: (m[1], m[2]) for m in re.findall(r"^\s*create (\S+)\s+(\S+)(.*)$", script, re.MULTILINE)}
     assert set(created) == TOPICS
     assert len({created[topic][0] for topic in CO_PARTITIONED}) == 1, "raw/items/published differ"
+    assert len({created[topic][0] for topic in SAME_COUNT}) == 1, "article requests/state differ"
     for topic in COMPACTED:
         assert "cleanup.policy=compact" in created[topic][1]
     assert "--replication-factor 3" in script
@@ -280,6 +285,7 @@ def test_strimzi_topics_and_the_init_job_create_the_same_co_partitioned_topics()
     topics = {d["spec"]["topicName"]: d["spec"] for d in _manifests() if d["kind"] == "KafkaTopic"}
     assert set(topics) == TOPICS
     assert len({topics[t]["partitions"] for t in CO_PARTITIONED}) == 1
+    assert len({topics[t]["partitions"] for t in SAME_COUNT}) == 1
     assert all(spec["replicas"] == 3 for spec in topics.values())
     for topic in COMPACTED:
         assert topics[topic]["config"]["cleanup.policy"] == "compact"
