@@ -1,22 +1,44 @@
-"""Fetch-stage benchmark: many simulated feeds on a loopback server, produced to the embedded broker.
+"""Fetch-stage benchmark: many simulated feeds on a loopback server, fetched by the fetch stage in
+``--processes`` processes (sharing the feeds through the consumer group, as ``fetch.processes``
+does), produced to the embedded broker; then, in the same run, a bare aiohttp conditional-GET
+loop against the same server, and the server's own capacity.
 
-    python bench/fetch.py --feeds 100000 --rate 1000 --seconds 30
+    python bench/fetch.py --feeds 100000 --rate 5000 --seconds 20
+    python bench/fetch.py --feeds 100000 --rate 4000 --seconds 20      # p99 lateness below saturation
+    python bench/fetch.py --feeds 1000000 --rate 5000 --seconds 20 --bare-seconds 0   # RSS at 1M
 
-The server runs in its own process (so the fetcher's CPU is measured alone) and serves
-``/f/<i>``: mostly 304 to the right ETag, some 200 with a changing body, some slow, some 500.
-Each feed has its own host name (all resolved to 127.0.0.1 by a static resolver, nothing
-leaves loopback) so the per-host cap applies as it would in the wild.  Feeds start "warm"
-(validators as the fetch-state topic would restore them) and their first fetches are spread
-over one interval, so the window measures the steady state.
+The server runs in its own process and counts the requests it answered (that count is printed
+next to the fetchers' own).  It serves ``/f/<i>``: 304 to the right ETag for most feeds, a
+changing body every 10 s for 3%, 0.5 s slow for 1%, 500 for 1%.  Each feed has its own host
+name (``h<i mod hosts>.bench.test``, resolved to 127.0.0.1 by a static resolver: nothing
+leaves loopback) so the per-host cap applies as in the wild.  Feeds start warm: their
+definitions are on the feeds topic and their fetch state (validators, next due time spread
+over one interval) on the fetch-state topic, as a running fetcher leaves them; the window
+starts after one interval, once every host has its connection.  Each fetch process runs as
+``ingestor run`` runs it: ``fetch.event_loop`` (``--loop``, ``both`` measures asyncio and
+uvloop one after the other in the same run) and the raised GC threshold.
 
-Prints sustained fetches/s, CPU seconds per 1,000 fetches, fetcher RSS, p99 lateness
-against the schedule.  Then, in the same run, the comparison with lemon24/reader: its
-``update_feeds(workers=N)`` over a 1,000-feed subset of the same server (a cold pass to get
-validators, then timed conditional passes), and the fetch stage polling the same 1,000 URLs
-with the same validators back to back (reader's passes each wait for their slowest feed;
-the stage has no such barrier, which is part of what is compared): feeds/s for both and the
-ratio.  reader is not a project dependency: ``pip install reader`` for that part, which is
-skipped with a message otherwise.  Both sides fetch ``http://127.0.0.1:<port>/f/<i>`` only.
+Prints, for each loop: fetches/s counted by the fetchers (into the broker) and by the server,
+CPU seconds per 1,000 fetches and RSS of all fetch processes, p99 lateness; then the bare
+loop (one process, ``--bare-concurrency`` in flight, the same conditional GETs, nothing
+else) and the ratio; then the server alone under ``--capacity-clients`` bare loops at once,
+which shows it can serve more than the fetchers ask.  ``--reader-feeds N`` adds the
+comparison with lemon24/reader (``pip install reader``; off by default).
+
+Sample output (2 cores shared with other helpers' test runs, so the rates are low; the
+server's count matching the fetchers' and the ratios are the point):
+
+    100000 feeds, 5000 hosts, every 20s; 2 fetch processes; seeded the feeds and their state in 15s
+    [asyncio] fetches/s: 966 by the fetchers (into the broker), 965 answered by the server (target 5000)
+    [asyncio] CPU s per 1,000 fetches (all fetch processes): 1.04; RSS 270 + 269 = 539 MiB
+    [asyncio] p99 lateness (last 10k dispatches per process): 48.85 s
+    [uvloop] fetches/s: 762 by the fetchers (into the broker), 786 answered by the server (target 5000)
+    [uvloop] CPU s per 1,000 fetches (all fetch processes): 1.15; RSS 280 + 279 = 559 MiB
+    bare aiohttp conditional-GET loop (1 process, 64 in flight): 2699/s (2665/s answered by the
+        server), 0.256 CPU s per 1,000
+    [asyncio] ratio, fetch stage / bare loop: 0.36 in fetches/s (goal >= 0.45); 0.25 in CPU per fetch
+    [uvloop] ratio, fetch stage / bare loop: 0.28 in fetches/s (goal >= 0.45); 0.22 in CPU per fetch
+    server capacity (2 bare loops at once, counted at the server): 2389 requests/s
 """
 
 from __future__ import annotations
@@ -24,36 +46,50 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import multiprocessing.connection
 import os
+import random
 import resource
 import socket
 import sys
 import tempfile
 import time
+from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import aiohttp
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from ingestor.config import EmbeddedBrokerConfig, load_settings
+from ingestor.config import EmbeddedBrokerConfig, FeedConfig, Settings, load_settings
+from ingestor.fetch.feeds import write_feeds
 from ingestor.fetch.http import Fetcher
 from ingestor.fetch.service import FetchStage
+from ingestor.fetch.state import SavedState, encode
 from ingestor.kafka import KafkaConnection, ensure_topics
 from ingestor.kafka.embedded import EmbeddedBroker, free_port
 from ingestor.logging import configure_logging
+from ingestor.tools.fetchers import run_loop, tune_gc
 
 BODY = (
     b'<?xml version="1.0"?><rss version="2.0"><channel><title>%d</title>'
     b"<item><guid>%d</guid></item></channel></rss>"
 )
+STATE_TOPIC = "bench.fetch-state"
 
 
-def serve(port: int) -> None:
+def serve(port: int, answered: Synchronized[int]) -> None:
     """Per feed i: 1% slow (0.5 s), 1% 500, 3% change every 10 s, the rest never change."""
+    count = 0
 
     async def handler(request: web.Request) -> web.Response:
+        nonlocal count
+        count += 1
+        if count % 64 == 0:
+            answered.value += 64  # one process writes it: no lock needed
         i = int(request.match_info["i"])
         kind = i % 100
         if kind == 0:
@@ -98,33 +134,185 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def run(args: argparse.Namespace) -> None:
-    port = free_port("127.0.0.1")
-    server = multiprocessing.get_context("spawn").Process(target=serve, args=(port,), daemon=True)
-    server.start()
-    broker = EmbeddedBroker(EmbeddedBrokerConfig())
-    address = await broker.start()
+def fetch_settings(args: argparse.Namespace, address: str, port: int, group: str) -> Settings:
     interval = args.feeds / args.rate
-    hosts = max(1, args.feeds // args.feeds_per_host)
-    feeds = [
-        {"id": f"f{i}", "url": f"http://h{i % hosts}.bench.test:{port}/f/{i}", "interval": interval,
-         "min_interval": interval}
-        for i in range(args.feeds)
-    ]  # fmt: skip
-    settings = load_settings(
+    return load_settings(
         None,
         overrides={
             "kafka": {"bootstrap_servers": address},
+            "topics": {"partitions": args.partitions},
             "fetch": {
                 "allow_private_networks": True, "retries": 0, "jitter": 0.05, "startup_spread": interval,
                 "global_concurrency": args.concurrency, "read_timeout": 5, "total_timeout": 10,
-                "max_backoff": interval * 4, "state_topic": None, "sharding": False,
+                "max_backoff": interval * 4, "state_topic": STATE_TOPIC, "sharding": True,
+                "group_id": group, "processes": 1, "session_timeout": 30, "heartbeat_interval": 3,
             },
-            "feeds": feeds,
+            "feeds": [],
         },
     )  # fmt: skip
-    connection = KafkaConnection(address, settings.kafka)
-    await ensure_topics(connection, settings.topics)
+
+
+def fetch_process(settings: Settings, loop: str, conn: multiprocessing.connection.Connection) -> None:
+    """One fetch process as ``ingestor run`` runs it (its loop, its GC threshold), reporting to ``conn``."""
+    configure_logging("ERROR", "json", stream=open(os.devnull, "w"))  # noqa: SIM115 - for the process
+    tune_gc()
+
+    async def main() -> None:
+        connection = KafkaConnection(settings.kafka.bootstrap_servers, settings.kafka)
+        stage = FetchStage(settings, connection, fetcher=Fetcher(settings.fetch, resolver=LoopbackResolver()))
+        await stage.start()
+        while not conn.poll():
+            health = stage.health()
+            conn.send((health.feeds, health.fetches, health.produced, cpu_seconds(), rss_mib(),
+                       health.lateness_p99_seconds, health.outcomes))  # fmt: skip
+            await asyncio.sleep(1.0)
+        await stage.stop()
+
+    run_loop(main(), loop)  # type: ignore[arg-type]
+
+
+async def seed(args: argparse.Namespace, connection: KafkaConnection, port: int) -> None:
+    """Definitions on the feeds topic, warm state on the fetch-state topic (as a fetcher leaves it)."""
+    interval = args.feeds / args.rate
+    hosts = max(1, args.feeds // args.feeds_per_host)
+    feeds = [
+        FeedConfig(id=f"f{i}", url=f"http://h{i % hosts}.bench.test:{port}/f/{i}", interval=interval,
+                   min_interval=interval)
+        for i in range(args.feeds)
+    ]  # fmt: skip
+    await write_feeds(connection, "news.feeds", [(f.id, f) for f in feeds])
+    producer = await connection.start_producer()
+    now, rand = time.time(), random.Random(7)
+    try:
+        futures = []
+        for i, feed in enumerate(feeds):
+            due = now + interval * rand.random()
+            state = SavedState(url=feed.url, etag=f'"{i}-0"', last_modified=None, sha256=None,
+                               failures=0, change_interval=None, last_change_at=None, next_due=due,
+                               saved_at=now)  # fmt: skip
+            futures.append(await producer.send(STATE_TOPIC, encode(state), key=feed.id.encode()))
+        for future in futures:
+            await future
+    finally:
+        await producer.stop()
+
+
+async def measure_fetchers(
+    args: argparse.Namespace, address: str, port: int, answered: Any, loop: str
+) -> tuple[float, float]:
+    """Run ``--processes`` fetch processes; print their numbers; return (fetches/s, CPU s per 1,000)."""
+    ctx = multiprocessing.get_context("spawn")
+    settings = fetch_settings(args, address, port, group=f"bench-fetch-{loop}-{os.getpid()}")
+    pipes, procs = [], []
+    for _ in range(args.processes):
+        ours, theirs = ctx.Pipe()
+        proc = ctx.Process(target=fetch_process, args=(settings, loop, theirs), daemon=True)
+        proc.start()
+        pipes.append(ours)
+        procs.append(proc)
+    latest: list[tuple[Any, ...] | None] = [None] * len(pipes)
+
+    def drain() -> list[tuple[Any, ...]]:
+        for n, pipe in enumerate(pipes):
+            while pipe.poll():
+                latest[n] = pipe.recv()
+        return [r for r in latest if r is not None]
+
+    deadline = time.monotonic() + 600
+    while sum(r[0] for r in drain()) < args.feeds or len(drain()) < len(pipes):
+        if time.monotonic() > deadline:
+            raise SystemExit(
+                f"[{loop}] the fetch processes did not take all feeds: {[r[0] for r in drain()]}"
+            )
+        await asyncio.sleep(0.5)
+    interval = args.feeds / args.rate
+    await asyncio.sleep(args.warmup if args.warmup is not None else interval + 5)
+    first, served0, t0 = drain(), answered.value, time.monotonic()
+    await asyncio.sleep(args.seconds)
+    last, served1, elapsed = drain(), answered.value, time.monotonic() - t0
+    for pipe in pipes:
+        pipe.send("stop")
+    for proc in procs:
+        proc.join(30)
+    fetches = sum(b[1] - a[1] for a, b in zip(first, last, strict=True))
+    cpu = sum(b[3] - a[3] for a, b in zip(first, last, strict=True))
+    rss = [r[4] for r in last]
+    p99 = [r[5] for r in last if r[5] is not None]
+    outcomes: dict[str, int] = {}
+    for a, b in zip(first, last, strict=True):
+        for key, n in b[6].items():
+            outcomes[key] = outcomes.get(key, 0) + n - a[6].get(key, 0)
+    rate = fetches / elapsed
+    per = 1000 * cpu / max(fetches, 1)
+    print(f"[{loop}] fetches/s: {rate:.0f} by the fetchers (into the broker), "
+          f"{(served1 - served0) / elapsed:.0f} answered by the server (target {args.rate:.0f})")  # fmt: skip
+    print(f"[{loop}] CPU s per 1,000 fetches (all fetch processes): {per:.2f}; RSS "
+          f"{' + '.join(f'{m:.0f}' for m in rss)} = {sum(rss):.0f} MiB")  # fmt: skip
+    print(f"[{loop}] p99 lateness (last 10k dispatches per process): {max(p99):.2f} s" if p99 else "p99: n/a")
+    print(f"[{loop}] outcomes in the window: {dict(sorted(outcomes.items()))}")
+    return rate, per
+
+
+def bare_loop(port: int, feeds: int, concurrency: int, seconds: float, out: Any) -> None:
+    """The floor: aiohttp alone, conditional GETs of the same URLs, no schedule, no broker."""
+
+    async def main() -> None:
+        done = 0
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def worker(k: int) -> None:
+                nonlocal done
+                i = k
+                while time.monotonic() < stop:
+                    headers = {"If-None-Match": f'"{i}-0"'}
+                    async with session.get(f"http://127.0.0.1:{port}/f/{i}", headers=headers) as response:
+                        await response.read()
+                    done += 1
+                    i = (i + concurrency * 7 + 1) % feeds
+                    if i % 100 == 0:  # the slow feeds measure the server's sleep, not the client
+                        i += 2
+
+            stop = time.monotonic() + seconds
+            cpu0 = cpu_seconds()
+            await asyncio.gather(*(worker(2 + k) for k in range(concurrency)))
+            out.put((done / seconds, 1000 * (cpu_seconds() - cpu0) / max(done, 1)))
+
+    asyncio.run(main())
+
+
+async def bare_loops(
+    args: argparse.Namespace, port: int, answered: Any, clients: int
+) -> tuple[float, float, float]:
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    seconds = args.bare_seconds
+    procs = [ctx.Process(target=bare_loop, args=(port, args.feeds, args.bare_concurrency, seconds, out))
+             for _ in range(clients)]  # fmt: skip
+    for proc in procs:
+        proc.start()
+    await asyncio.sleep(2.0)  # the interpreter starts; the loops count from their own start
+    served0, t0 = answered.value, time.monotonic()
+    await asyncio.sleep(seconds - 3.0)
+    served = (answered.value - served0) / (time.monotonic() - t0)
+    results = [await asyncio.to_thread(out.get) for _ in procs]
+    for proc in procs:
+        proc.join(10)
+    return sum(r[0] for r in results), sum(r[1] for r in results) / len(results), served
+
+
+async def run(args: argparse.Namespace) -> None:
+    port = free_port("127.0.0.1")
+    ctx = multiprocessing.get_context("spawn")
+    answered = ctx.Value("q", 0, lock=False)
+    server = ctx.Process(target=serve, args=(port, answered), daemon=True)
+    server.start()
+    broker = EmbeddedBroker(EmbeddedBrokerConfig())
+    address = await broker.start()
+    base = load_settings(None, overrides={"kafka": {"bootstrap_servers": address},
+                                          "topics": {"partitions": args.partitions}})  # fmt: skip
+    connection = KafkaConnection(address, base.kafka)
+    await ensure_topics(connection, base.topics, compacted=[STATE_TOPIC])
     for _ in range(100):  # wait for the server process
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -132,33 +320,31 @@ async def run(args: argparse.Namespace) -> None:
             break
         except OSError:
             await asyncio.sleep(0.1)
-    rss_before = rss_mib()
-    stage = FetchStage(settings, connection, fetcher=Fetcher(settings.fetch, resolver=LoopbackResolver()))
-    for i in range(args.feeds):  # warm validators, as the fetch-state topic restores them
-        stage._states[f"f{i}"].etag = f'"{i}-0"'
-    await stage.start()
-    grown = rss_mib() - rss_before
-    print(f"{args.feeds} feeds, {hosts} hosts, every {interval:.0f}s; RSS {rss_mib():.0f} MiB (+{grown:.0f})")
-    await asyncio.sleep(args.warmup)
-    fetches0, cpu0, t0 = stage.health().fetches, cpu_seconds(), time.monotonic()
-    await asyncio.sleep(args.seconds)
-    health = stage.health()
-    fetches, cpu, elapsed = health.fetches - fetches0, cpu_seconds() - cpu0, time.monotonic() - t0
-    await stage.stop()
-    print(f"sustained fetches/s: {fetches / elapsed:.0f}  (target {args.rate})")
-    print(f"CPU s per 1,000 fetches (fetcher process): {1000 * cpu / max(fetches, 1):.2f}")
-    print(f"fetcher RSS: {rss_mib():.0f} MiB")
-    p99 = health.lateness_p99_seconds
-    print(f"p99 lateness (last 10k dispatches): {p99:.3f} s" if p99 is not None else "p99 lateness: n/a")
-    print(f"outcomes: {health.outcomes}  produced: {health.produced}")
+    started = time.monotonic()
+    await seed(args, connection, port)
+    hosts = max(1, args.feeds // args.feeds_per_host)
+    print(f"{args.feeds} feeds, {hosts} hosts, every {args.feeds / args.rate:.0f}s; {args.processes} fetch "
+          f"processes; seeded the feeds and their state in {time.monotonic() - started:.0f}s")  # fmt: skip
+    loops = ["asyncio", "uvloop"] if args.loop == "both" else [args.loop]
+    ours = {loop: await measure_fetchers(args, address, port, answered, loop) for loop in loops}
+    if args.bare_seconds > 0:
+        rate, per, served = await bare_loops(args, port, answered, 1)
+        print(f"bare aiohttp conditional-GET loop (1 process, {args.bare_concurrency} in flight): "
+              f"{rate:.0f}/s ({served:.0f}/s answered by the server), {per:.3f} CPU s per 1,000")  # fmt: skip
+        for loop, (our_rate, our_per) in ours.items():
+            print(f"[{loop}] ratio, fetch stage / bare loop: {our_rate / rate:.2f} in fetches/s "
+                  f"(goal >= 0.45); {per / our_per:.2f} in CPU per fetch")  # fmt: skip
+        if args.capacity_clients > 0:
+            rate, _, served = await bare_loops(args, port, answered, args.capacity_clients)
+            print(f"server capacity ({args.capacity_clients} bare loops at once, counted at the server): "
+                  f"{served:.0f} requests/s")  # fmt: skip
     if args.reader_feeds > 0:
         n = args.reader_feeds
-        ours = await ours_on_subset(address, port, n, args.concurrency, seconds=5)
-        print(f"fetch stage polling the {n}-feed subset (conditional, to the broker): {ours:.0f} feeds/s")
         theirs = reader_on_subset(port, n, args.reader_workers)
         if theirs is not None:
-            print(f"reader update_feeds(workers={args.reader_workers}), same feeds: {theirs:.0f} feeds/s")
-            print(f"ratio: {ours / theirs:.1f}x reader (goal >= 5x)")
+            mine = await ours_on_subset(address, port, n, args.concurrency, seconds=5)
+            print(f"fetch stage polling the {n}-feed subset: {mine:.0f} feeds/s; "
+                  f"reader: {theirs:.0f} feeds/s; ratio {mine / theirs:.1f}x (goal >= 5x)")  # fmt: skip
     await broker.stop()
     server.terminate()
 
@@ -223,10 +409,16 @@ def main() -> None:
     parser.add_argument("--feeds", type=int, default=20_000)
     parser.add_argument("--rate", type=float, default=1000, help="target fetches/s (sets the interval)")
     parser.add_argument("--seconds", type=float, default=20, help="measurement window")
-    parser.add_argument("--warmup", type=float, default=5)
-    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--warmup", type=float, default=None, help="default: one interval + 5 s")
+    parser.add_argument("--processes", type=int, default=len(os.sched_getaffinity(0)), help="fetch processes")
+    parser.add_argument("--loop", choices=["uvloop", "asyncio", "both"], default="both")
+    parser.add_argument("--partitions", type=int, default=12, help="of the feeds and fetch-state topics")
+    parser.add_argument("--concurrency", type=int, default=200, help="fetch.global_concurrency per process")
     parser.add_argument("--feeds-per-host", type=int, default=20)
-    parser.add_argument("--reader-feeds", type=int, default=1000, help="0: skip the reader comparison")
+    parser.add_argument("--bare-seconds", type=float, default=10, help="0: skip the bare loop and capacity")
+    parser.add_argument("--bare-concurrency", type=int, default=64)
+    parser.add_argument("--capacity-clients", type=int, default=2, help="bare loops at once for capacity")
+    parser.add_argument("--reader-feeds", type=int, default=0, help="N > 0: compare with lemon24/reader")
     parser.add_argument("--reader-workers", type=int, default=16)
     args = parser.parse_args()
     configure_logging("ERROR", "json", stream=open(os.devnull, "w"))  # noqa: SIM115 - for the process

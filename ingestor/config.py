@@ -198,6 +198,9 @@ class EmbeddedBrokerConfig(_Section):
     )
 
 
+_INSTANCE_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
+
+
 class KafkaConfig(_Section):
     bootstrap_servers: BootstrapServers = "embedded"
     client_id: str = "news-ingestor"
@@ -220,11 +223,62 @@ class KafkaConfig(_Section):
         default="auto",
         description="idempotent producers (a retried send is not written twice); auto: if offered",
     )
+    static_membership: bool = Field(
+        default=True,
+        description="every consumer-group member (parse, dedup, the fetchers) joins with a stable "
+        "group.instance.id, so a restarted process gets its partitions back at once instead of after "
+        "its dead predecessor's session; false: dynamic members only",
+    )
+    instance_name: str | None = Field(
+        default=None,
+        description="this host's part of every group.instance.id (<name>-<stage>-<slot>); null: the "
+        "host name. Must differ between hosts: two hosts with one name would own the same partitions",
+    )
+    session_timeout: PositiveDuration = Field(
+        default=10.0,
+        description="parse and dedup: a member silent this long leaves its group; on the embedded broker a "
+        "static member's rejoin takes half of it + 3 s; under 8 s members join as dynamic ones",
+    )
+    heartbeat_interval: PositiveDuration = Field(
+        default=3.0, description="parse and dedup: how often a member tells its group it is alive"
+    )
+    max_wait: PositiveDuration | None = Field(
+        default=None,
+        description="longest a consumer's fetch waits on the broker for records (fetch_max_wait); the "
+        "embedded broker answers only when it is over, so it is the latency of every hop. null: 50 ms "
+        "on the embedded broker with memory storage, else 500 ms (on S3 storage every fetch reads the store)",
+    )
+    linger: Duration = Field(
+        default=0.005, description="how long a producer holds a batch for more records before it sends it"
+    )
     embedded: EmbeddedBrokerConfig = EmbeddedBrokerConfig()
+
+    @field_validator("instance_name")
+    @classmethod
+    def _kafka_instance_name(cls, value: str | None) -> str | None:
+        if value is not None and not _INSTANCE_NAME.fullmatch(value):
+            raise ValueError(f"{value!r}: 1 to 100 of A-Z a-z 0-9 . _ - (part of every group.instance.id)")
+        return value
+
+    @model_validator(mode="after")
+    def _heartbeat_inside_session(self) -> KafkaConfig:
+        if self.heartbeat_interval >= self.session_timeout:
+            raise ValueError(
+                f"heartbeat_interval ({self.heartbeat_interval:g}) must be < session_timeout "
+                f"({self.session_timeout:g})"
+            )
+        return self
 
     @property
     def is_embedded(self) -> bool:
         return self.bootstrap_servers.strip().lower() == "embedded"
+
+    @property
+    def fetch_wait(self) -> float:
+        """``max_wait``, or its default for this broker (see the key's description)."""
+        if self.max_wait is not None:
+            return self.max_wait
+        return 0.05 if self.is_embedded and self.embedded.storage.startswith("memory:") else 0.5
 
 
 class TopicsConfig(_Section):
@@ -434,10 +488,38 @@ class FetchConfig(_Section):
         "(ingestor-fetch.<feeds topic> when topics.feeds is not news.feeds)",
     )
     session_timeout: PositiveDuration = Field(
-        default=10.0, description="a dead fetcher's feeds move after this"
+        default=10.0,
+        description="a dead fetcher's feeds move after this; a restarted one gets them back sooner "
+        "(kafka.static_membership; on the embedded broker in half of it + 3 s)",
     )
     heartbeat_interval: PositiveDuration = 3.0
+    processes: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="fetch processes started by `ingestor run`, sharing the feeds through the consumer "
+        "group (sharding); null: one per usable core; 1: the fetch stage runs in the daemon's own process",
+    )
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        default="asyncio",
+        description="event loop of the processes that fetch; uvloop is an option until bench/fetch.py "
+        "--loop both shows it cheaper on a quiet machine (docs/operations.md)",
+    )
     websub: WebSubConfig = WebSubConfig()
+
+    @property
+    def process_count(self) -> int:
+        """``processes``, or one per core this process may run on (its CPU affinity; a
+        container's CPU quota is not seen: set ``processes``).  Without sharding there is no
+        group to share the feeds through: one process; nor with WebSub, whose callbacks are
+        served on one port (``websub.listen``)."""
+        if not self.sharding or self.websub.callback_url:
+            return 1
+        if self.processes:
+            return self.processes
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0)) or 1
+        return os.cpu_count() or 1
 
     @model_validator(mode="after")
     def _ranges_are_ordered(self) -> FetchConfig:
@@ -451,6 +533,11 @@ class FetchConfig(_Section):
             if a > b or (strict and a == b):
                 relation = "<" if strict else "<="
                 raise ValueError(f"{low} ({a:g}) must be {relation} {high} ({b:g})")
+        if (self.processes or 1) > 1 and (not self.sharding or self.websub.callback_url):
+            raise ValueError(
+                "processes > 1 needs sharding (the processes share the feeds through its group) and "
+                "no websub.callback_url (its callbacks are served on one port): set processes to 1"
+            )
         return self
 
 
@@ -476,14 +563,18 @@ class FullTextConfig(_Section):
         "null: never (only a changed link is fetched again)",
     )
     concurrency: int = Field(default=16, ge=1, description="article pages fetched at once per fetcher")
-    robots_ttl: PositiveDuration = Field(default=3600.0, description="how long a host's robots.txt is trusted")
+    robots_ttl: PositiveDuration = Field(
+        default=3600.0, description="how long a host's robots.txt is trusted"
+    )
     remember: PositiveDuration = Field(
         default=30 * 86400.0, description="how long an entry's page is remembered as fetched (state topic)"
     )
     state_topic: str = Field(
         default="news.article-state", description="compacted topic: per entry, its page's fetch state"
     )
-    group_id: str = Field(default="ingestor-articles", description="consumer group on topics.article_requests")
+    group_id: str = Field(
+        default="ingestor-articles", description="consumer group on topics.article_requests"
+    )
 
 
 class ConsumerStageConfig(_Section):

@@ -35,7 +35,14 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError
 
 from ingestor import headers as hdr
-from ingestor.kafka import KafkaConnection, abandon_producer, confirm_membership, pin_producer_topics
+from ingestor.config import KafkaConfig
+from ingestor.kafka import (
+    KafkaConnection,
+    StaticMember,
+    abandon_producer,
+    confirm_membership,
+    pin_producer_topics,
+)
 from ingestor.models import format_utc
 from ingestor.ops import metrics
 from ingestor.supervise import Backoff, supervise
@@ -49,9 +56,10 @@ STALE_S = 15.0
 #: on stop: how long a poll may take to notice, and what closing the clients may take at most
 STOP_POLL_S = 0.5
 CLOSE_BUDGET_S = 2.5
-#: A single writer's batch must be acknowledged within this, well inside the group session
-#: (10 s): once the group can have moved the partitions on, a late delivery is a duplicate.
-SINGLE_WRITER_DELIVERY_S = 6.0
+#: A single writer's batch must be acknowledged within this share of its group session (6 s of
+#: the default 10 s), well inside it: once the group can have moved the partitions on, a late
+#: delivery is a duplicate.
+SINGLE_WRITER_DELIVERY_SHARE = 0.6
 #: after a withheld batch, wait this long before polling again (the rejoin is under way)
 WITHHELD_PAUSE_S = 0.2
 
@@ -68,12 +76,17 @@ class Output:
 
 
 class Refused(Exception):
-    """The handler's verdict that a record is poison: it goes to the DLQ under ``error_type``."""
+    """The handler's verdict that a record is poison: it goes to the DLQ under ``error_type``.
 
-    def __init__(self, error_type: str, message: str) -> None:
+    ``outputs`` are produced with the DLQ message, in the same batch: what the record still
+    owes downstream although its body is refused (a teaser entry whose page a parse worker
+    refused is published with the feed's text), so a refusal never loses them."""
+
+    def __init__(self, error_type: str, message: str, *, outputs: Sequence[Output] = ()) -> None:
         super().__init__(f"{error_type}: {message}")
         self.error_type = error_type
         self.message = message
+        self.outputs = list(outputs)
 
 
 class RetryableStageError(Exception):
@@ -162,6 +175,11 @@ class LoopHealth:
     last_error: str | None
 
 
+def _record_key(record: ConsumerRecord[bytes, bytes]) -> bytes | None:
+    key: bytes | None = record.key
+    return key
+
+
 class ConsumeLoop:
     """One stage's consumer group member: consume, handle, produce, wait for acks, commit."""
 
@@ -182,6 +200,7 @@ class ConsumeLoop:
         consumer_overrides: dict[str, Any] | None = None,
         single_writer: bool = False,
         concurrency: int = 1,
+        order_key: Callable[[ConsumerRecord[bytes, bytes]], bytes | None] | None = None,
     ) -> None:
         self.stage = stage
         self._connection = connection
@@ -194,6 +213,9 @@ class ConsumeLoop:
         self._on_assigned = on_assigned
         self._on_revoked = on_revoked
         self._consumer_overrides = consumer_overrides or {}
+        config = getattr(connection, "config", None) or KafkaConfig()  # tests may pass no connection
+        session_ms = self._consumer_overrides.get("session_timeout_ms", config.session_timeout * 1000)
+        self._delivery_deadline_s = SINGLE_WRITER_DELIVERY_SHARE * float(session_ms) / 1000
         # A stage whose output must never be written twice (one writer per partition) asks the
         # coordinator before every batch whether its partitions are still its own (see
         # ingestor/kafka/membership.py), gives each batch a delivery deadline inside the session, and
@@ -202,6 +224,9 @@ class ConsumeLoop:
         # Records of one batch handled at once (parse: one per worker), so that one slow
         # record does not hold back the records of other keys in the same batch.
         self._concurrency = max(1, concurrency)
+        # What must stay in order: by default the record's key (one feed's documents); a stage
+        # whose records of one key are independent of each other may order by something finer.
+        self._order_key = order_key or _record_key
         # Revoked and not (yet) assigned again: records aiokafka still hands out for these
         # (fetched before the rebalance) are not ours to process.
         self._revoked_pending: set[TopicPartition] = set()
@@ -213,13 +238,22 @@ class ConsumeLoop:
         self._task: asyncio.Task[None] | None = None
         self._next_probe_at = 0.0
         self._closing = False
+        # The static group identity (ingestor/kafka/instance.py), claimed on start and kept across
+        # consumer rebuilds, so a rebuilt or restarted member rejoins as itself.
+        self._member: StaticMember | None = None
         self.stats = LoopStats()
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._stopping.clear()
+        if self._member is None:
+            self._member = self._connection.group_member(self._group_id, self.stage)
         self._task = asyncio.create_task(self._supervise(), name=f"{self.stage}-consume-loop")
+
+    @property
+    def group_instance_id(self) -> str | None:
+        return self._member.instance_id if self._member is not None else None
 
     async def stop(self, timeout: float = 8.0) -> None:
         """Finish the batch in hand (produced, acknowledged, committed), then leave the group.
@@ -231,6 +265,7 @@ class ConsumeLoop:
         self._stopping.set()
         task = self._task
         if task is None:
+            self._release_member()
             return
         deadline = time.monotonic() + timeout
         try:
@@ -250,6 +285,13 @@ class ConsumeLoop:
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(task, max(0.1, deadline - time.monotonic()))
         self._task = None
+        if task.done():  # a close still under way keeps the identity until the process ends
+            self._release_member()
+
+    def _release_member(self) -> None:
+        member, self._member = self._member, None
+        if member is not None:
+            member.release()
 
     @property
     def running(self) -> bool:
@@ -306,7 +348,9 @@ class ConsumeLoop:
         )
 
     async def _run_once(self) -> None:
-        consumer = self._connection.consumer(group_id=self._group_id, **self._consumer_overrides)
+        consumer = self._connection.consumer(
+            group_id=self._group_id, member=self._member, **self._consumer_overrides
+        )
         producer: AIOKafkaProducer | None = None
         self._consumer = consumer
         try:
@@ -316,7 +360,13 @@ class ConsumeLoop:
             await consumer.start()
             self.stats.connected = True
             self._contact()
-            log.info("stage_consuming", stage=self.stage, topics=self._topics, group=self._group_id)
+            log.info(
+                "stage_consuming",
+                stage=self.stage,
+                topics=self._topics,
+                group=self._group_id,
+                instance=self.group_instance_id,
+            )
             while not self._stopping.is_set():
                 batch = await consumer.getmany(timeout_ms=250, max_records=self._max_batch)
                 if batch:
@@ -478,10 +528,10 @@ class ConsumeLoop:
             acknowledged = asyncio.gather(*pending)  # every output acknowledged (acks=all) ...
             if self._single_writer:
                 try:
-                    await asyncio.wait_for(acknowledged, SINGLE_WRITER_DELIVERY_S)
+                    await asyncio.wait_for(acknowledged, self._delivery_deadline_s)
                 except TimeoutError:
                     raise DeliveryTooLate(
-                        f"{len(pending)} outputs not acknowledged in {SINGLE_WRITER_DELIVERY_S:.0f} s"
+                        f"{len(pending)} outputs not acknowledged in {self._delivery_deadline_s:.1f} s"
                     ) from None
             else:
                 await acknowledged
@@ -514,7 +564,7 @@ class ConsumeLoop:
         chains: dict[tuple[str, int, bytes | None], list[ConsumerRecord[bytes, bytes]]] = {}
         for tp, records in batch.items():
             for record in records:
-                chains.setdefault((tp.topic, tp.partition, record.key), []).append(record)
+                chains.setdefault((tp.topic, tp.partition, self._order_key(record)), []).append(record)
         slots = asyncio.Semaphore(self._concurrency)
 
         async def run_chain(chain: list[ConsumerRecord[bytes, bytes]]) -> None:
@@ -536,7 +586,7 @@ class ConsumeLoop:
         try:
             return await self._handler(record)
         except Refused as exc:
-            return [self._refuse(record, exc.error_type, exc.message)]
+            return [self._refuse(record, exc.error_type, exc.message), *exc.outputs]
         except RetryableStageError:
             raise
         except Exception as exc:

@@ -4,6 +4,14 @@ Times are always timezone-aware and serialised as RFC 3339 UTC with a ``Z`` suff
 subscriber never has to guess an offset.  The schema is versioned (``schema_version``);
 a consumer that meets a version it does not know sends the message to the DLQ instead of
 guessing.
+
+Within a version, fields are only ever *added*, optional, and items are read tolerantly
+(``extra="allow"``): a reader that does not know a newer field keeps it and passes it on
+unchanged (dedup republishes what parse wrote), so a rolling upgrade in any order loses
+nothing, and the published JSON Schema allows additional properties so a subscriber that
+validates against an older copy of it does not reject items with a field added since
+(``image`` and ``body_source`` were added that way).  Writers still name every field they
+set: mypy checks the keyword arguments against the declared fields.
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ BodySource = Literal["feed", "page"]
 class Enclosure(BaseModel):
     """A media file attached to an item (podcast audio, a video, an image)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     url: str
     type: str | None = None
@@ -57,7 +65,7 @@ class Enclosure(BaseModel):
 class NewsItem(BaseModel):
     """One normalized news item: a feed entry, an article, or one fragment of a live page."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     schema_version: Literal[1] = 1
     id: str = Field(min_length=1, description="Stable across re-fetches; see docs/architecture.md.")
@@ -75,11 +83,16 @@ class NewsItem(BaseModel):
     updated_at: UtcDatetime | None = None
     fetched_at: UtcDatetime
     parent_id: str | None = Field(default=None, description="Id of the page a live fragment came from.")
-    image: str | None = Field(default=None, description="URL of the item's lead image, when the source names one.")
+    image: str | None = Field(
+        default=None,
+        description="Absolute http(s) URL of the item's lead image, when the source names one "
+        "(not part of content_hash).",
+    )
     body_source: BodySource | None = Field(
         default=None,
         description="Where the body came from: 'feed' (the feed entry's own text) or 'page' (the page "
-        "it links to, or the page itself).",
+        "it links to, or the page itself); null in items written before the field existed "
+        "(not part of content_hash).",
     )
     content_hash: str = Field(description="sha256 of the item's content; changes mean an edit.")
 

@@ -36,6 +36,9 @@ _SLOW_TIERS = ("integration", "chaos", "lint", "subprocess")
 # off unless a test asks for it per feed (``full_text: auto``), since the links in most test feeds
 # point at hosts a test must never dial.  Set here, so daemons started as subprocesses inherit it.
 os.environ.setdefault("INGESTOR_FULL_TEXT__MODE", "never")
+# One fetch process per daemon (the default is one per core): a daemon a test starts fetches in
+# its own process, as the tests expect; tests/integration/test_fetch_processes.py asks for two.
+os.environ.setdefault("INGESTOR_FETCH__PROCESSES", "1")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -75,8 +78,10 @@ def make_settings(
             "published": f"t{tag}.published",
             "dlq": f"t{tag}.dlq",
             "feeds": f"t{tag}.feeds",
+            "article_requests": f"t{tag}.article-requests",
             "partitions": 3,
         },
+        "full_text": {"state_topic": f"t{tag}.article-state", "group_id": f"g{tag}-articles"},
         "parse": {"group_id": f"g{tag}-parse"},
         "dedup": {"group_id": f"g{tag}-dedup"},
         "fetch": {"allow_private_networks": True, "state_topic": f"t{tag}.fetch-state"},

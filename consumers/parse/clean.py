@@ -281,4 +281,7 @@ def clean_item(item: NewsItem) -> NewsItem:
     language = clean_language(item.language)
     if language != item.language:
         updates["language"] = language
+    image = clean_url(item.image)  # not hashed: a changed rendition is no edit
+    if image != item.image:
+        updates["image"] = image
     return item.model_copy(update=updates) if updates else item

@@ -30,6 +30,7 @@ from .charset import as_utf8_xml, decode
 from .clean import clean_url
 from .document import ParseError, RawDocument
 from .htmltext import html_to_text, normalize_text
+from .images import feed_entry_image, json_feed_image
 from .live_split import split_live_entry
 from .safety import check_html_nesting, check_json_depth, check_xml_safety
 
@@ -291,6 +292,7 @@ def _build(
     published: datetime | None,
     updated: datetime | None,
     enclosures: list[dict[str, Any]],
+    image: str | None = None,
 ) -> NewsItem:
     summary_value = summary if summary and summary != body else None
     return NewsItem(
@@ -309,6 +311,8 @@ def _build(
         fetched_at=doc.fetched_at,
         content_hash=content_hash(title=title, body=body, authors=authors, url=url, summary=summary_value),
         enclosures=[Enclosure(**enclosure) for enclosure in enclosures],
+        image=image,
+        body_source="feed",
     )
 
 
@@ -382,6 +386,7 @@ def _xml_entry(doc: RawDocument, entry: Any, feed_lang: str | None, zone: tzinfo
             "published": published,
             "updated": updated,
             "enclosures": enclosures_of(links, base),
+            "image": feed_entry_image(entry, base),
         },
         "html": content_html,
         "fallback": body,
@@ -483,6 +488,7 @@ def _json_entry(
             "published": published or updated,
             "updated": updated,
             "enclosures": enclosures_of(attachments, base),
+            "image": json_feed_image(entry, base),
         },
         "html": content_html,
         "fallback": body,

@@ -23,7 +23,7 @@ from urllib.parse import urldefrag
 
 from consumers.parse.document import RawDocument
 from consumers.parse.furniture import detect_language, normalize_headline
-from ingestor.models import NewsItem, content_hash, format_utc, stable_id
+from ingestor.models import BodySource, NewsItem, content_hash, format_utc, stable_id
 
 __all__ = ["Fragment", "build_items", "fragment_url", "make_article", "page_id"]
 
@@ -50,6 +50,8 @@ class Fragment:
     authors: list[str] = field(default_factory=list)
     #: Identity when the fragment has no anchor on the page but a URL or id of its own.
     key: str | None = None
+    #: The post's own image, when its shape names one (JSON-LD ``image``); never the page's.
+    image: str | None = None
 
 
 def _utc_text(value: datetime | None) -> str:
@@ -105,6 +107,7 @@ def build_items(
     article: NewsItem | None = None,
     default_language: str | None = None,
     parent_id: str | None = None,
+    body_source: BodySource = "page",
 ) -> list[NewsItem]:
     """Fragments (newest first, as the page lists them) as ``live_update`` items.
 
@@ -112,7 +115,8 @@ def build_items(
     of an anchored post shown again in the stream): the parse's finishing pass keeps the
     first of each id and counts the rest, so no drop is silent.  The article item, when
     given, comes first and is every fragment's parent; without one the parent is still the
-    page id, so fragments of the same page group together downstream.
+    page id, so fragments of the same page group together downstream.  ``body_source`` is
+    ``feed`` for the updates split out of a feed entry.
     """
     parent = parent_id or (article.id if article is not None else page_id(canonical))
     keyed = [(frag, *key) for frag, key in zip(fragments, _ordinals(fragments), strict=True)]
@@ -143,6 +147,8 @@ def build_items(
                 updated_at=frag.updated_at,
                 fetched_at=doc.fetched_at,
                 parent_id=parent,
+                image=frag.image,
+                body_source=body_source,
                 content_hash=content_hash(title=frag.title, body=frag.body, authors=frag.authors, url=url),
             )
         )
@@ -161,8 +167,9 @@ def make_article(
     summary: str | None = None,
     categories: list[str] | None = None,
     default_language: str | None = None,
+    image: str | None = None,
 ) -> NewsItem:
-    """The page's own item (kind ``article``)."""
+    """The page's own item (kind ``article``, its body from the page)."""
     url = urldefrag(canonical)[0]
     return NewsItem(
         id=page_id(canonical),
@@ -178,5 +185,7 @@ def make_article(
         published_at=published_at,
         updated_at=updated_at,
         fetched_at=doc.fetched_at,
+        image=image,
+        body_source="page",
         content_hash=content_hash(title=title, body=body, authors=authors, url=url, summary=summary),
     )

@@ -137,6 +137,7 @@ def parse_html_page(doc: RawDocument, html: str) -> list[NewsItem]:
                 updated_at=meta.updated_at,
                 categories=meta.categories,
                 default_language=meta.language,
+                image=meta.image,
             )
         return build_items(doc, meta.canonical, frags, article=article, default_language=meta.language)
 
@@ -162,5 +163,6 @@ def parse_html_page(doc: RawDocument, html: str) -> list[NewsItem]:
             updated_at=updated,
             categories=meta.categories,
             default_language=meta.language,
+            image=meta.image,
         )
     ]

@@ -23,6 +23,7 @@ from consumers.parse.dates import parse_machine_datetime
 from consumers.parse.fragments import Fragment
 from consumers.parse.furniture import is_audio_note, is_boilerplate_line, is_caption
 from consumers.parse.htmltext import html_to_text, normalize_text
+from consumers.parse.images import jsonld_image
 from consumers.parse.page_meta import jsonld_types, names_of
 from consumers.parse.safety import check_html_nesting
 
@@ -125,6 +126,7 @@ def jsonld_fragments(objects: list[dict[str, Any]], canonical: str, zone: tzinfo
                 url=url if anchor is None else None,
                 key=key,
                 authors=names_of(update.get("author")),
+                image=jsonld_image(update.get("image"), canonical),
             )
         )
     return frags

@@ -108,4 +108,5 @@ def split_live_entry(doc: RawDocument, entry_item: NewsItem, html: str) -> list[
         frags,
         default_language=entry_item.language,
         parent_id=entry_item.id,
+        body_source="feed",
     )

@@ -1,5 +1,5 @@
 """What an HTML page says about itself: canonical URL, JSON-LD objects, title, authors,
-dates and language.
+dates, language and lead image.
 
 Every HTML shape needs the same facts to build ids (the canonical URL) and the page's own
 article item, so they are read once here.  Text from JSON-LD and from ``content``
@@ -23,9 +23,18 @@ from selectolax.lexbor import LexborHTMLParser
 
 from consumers.parse.clean import clean_text, clean_url
 from consumers.parse.dates import parse_machine_datetime
+from consumers.parse.images import jsonld_image, pick_image
 from consumers.parse.safety import json_depth_exceeds
 
-__all__ = ["PageMeta", "iter_jsonld", "jsonld_types", "main_jsonld", "names_of", "read_page_meta"]
+__all__ = [
+    "PageMeta",
+    "iter_jsonld",
+    "jsonld_types",
+    "main_jsonld",
+    "names_of",
+    "page_image",
+    "read_page_meta",
+]
 
 _ARTICLE_TYPES: Final = frozenset(
     {
@@ -60,6 +69,8 @@ class PageMeta:
     language: str | None = None
     categories: list[str] = field(default_factory=list)
     jsonld: list[dict[str, Any]] = field(default_factory=list)
+    #: the page's lead image (absolute http(s)), see :func:`page_image`
+    image: str | None = None
 
 
 def jsonld_types(obj: dict[str, Any]) -> set[str]:
@@ -162,6 +173,24 @@ def _text_of(value: Any) -> str:
     return clean_text(value) if isinstance(value, str) else ""
 
 
+def page_image(
+    tree: LexborHTMLParser, main: dict[str, Any] | None, objects: list[dict[str, Any]], base: str
+) -> str | None:
+    """The page's lead image: ``og:image`` (what the publisher picked for sharing), else the
+    main JSON-LD object's ``image`` (the largest declared of its renditions, references into
+    the page's graph followed), else its ``thumbnailUrl``, else ``twitter:image``."""
+    og = _meta(tree, "og:image", "og:image:secure_url", "og:image:url")
+    if og is not None and (image := pick_image([(og, 0)], base)) is not None:
+        return image
+    if main is not None:
+        by_id = {obj["@id"]: obj for obj in objects if isinstance(obj.get("@id"), str)}
+        image = jsonld_image(main.get("image"), base, by_id) or jsonld_image(main.get("thumbnailUrl"), base)
+        if image is not None:
+            return image
+    twitter = _meta(tree, "twitter:image", "twitter:image:src")
+    return pick_image([(twitter, 0)], base) if twitter is not None else None
+
+
 def read_page_meta(tree: LexborHTMLParser, base_url: str, zone: tzinfo) -> PageMeta:
     """Page-level facts, structured data first, then OpenGraph/meta, then visible markup."""
     canonical_node = tree.css_first('link[rel="canonical"]')
@@ -216,4 +245,5 @@ def read_page_meta(tree: LexborHTMLParser, base_url: str, zone: tzinfo) -> PageM
         meta.language = lang_attr or _meta(tree, "og:locale")
     if meta.language:
         meta.language = meta.language.replace("_", "-").split("-")[0].lower() or None
+    meta.image = page_image(tree, main, meta.jsonld, base_url)
     return meta

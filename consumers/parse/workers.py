@@ -48,9 +48,12 @@ from typing import Any, Final, TypeVar
 import structlog
 from pebble import ProcessExpired, ProcessPool
 
+from consumers.parse.clean import clean_item
 from consumers.parse.dispatch import parse_report, sniff
 from consumers.parse.document import ParseError, ParseLimits, RawDocument
-from ingestor.models import item_to_json
+from consumers.parse.fulltext import NOT_AN_ARTICLE, article_of, merge_full_text
+from consumers.parse.teaser import FullTextMode, requests_among
+from ingestor.models import item_from_json, item_to_json
 
 log = structlog.get_logger("consumers.parse.workers")
 
@@ -121,11 +124,14 @@ def _init_worker(memory_limit: int | None, preload: Sequence[str]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Parsed:
-    """A successful parse: ``(item id, item JSON)`` pairs, what was dropped, the page shape."""
+    """A successful parse: ``(item id, item JSON)`` pairs, what was dropped, the page shape,
+    and the teaser entries whose linked page is wanted (``(entry id, entry JSON, url)``:
+    they go to the article requests instead of ``news.items``)."""
 
     items: list[tuple[str, bytes]]
     dropped: dict[str, int] = field(default_factory=dict)
     shape: str = "feed"
+    requests: list[tuple[str, bytes, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,14 +142,59 @@ class Unparsable:
     message: str
 
 
-def parse_job(doc: RawDocument, limits: ParseLimits) -> Parsed | Unparsable:
-    """The work one worker does for one document; runs in the worker process."""
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """An entry's page that is not its story (``not_an_article``): the entry stands as the
+    feed gave it."""
+
+    reason: str
+    message: str
+
+
+def parse_job(
+    doc: RawDocument, limits: ParseLimits, full_text: FullTextMode = "never", teaser_words: int = 100
+) -> Parsed | Unparsable:
+    """The work one worker does for one document; runs in the worker process.
+
+    With ``full_text`` other than ``never``, the feed entries that want their linked page
+    (``consumers/parse/teaser.py``) come back as ``requests`` rather than as items."""
     try:
         report = parse_report(doc, limits)
     except ParseError as exc:
         return Unparsable(exc.reason, exc.message)
     shape = doc.format if doc.format != "auto" else sniff(doc.body, doc.content_type)
-    return Parsed([(item.id, item_to_json(item)) for item in report.items], dict(report.dropped), shape)
+    wanted = requests_among(report.items, full_text, teaser_words)
+    if not wanted:
+        return Parsed([(item.id, item_to_json(item)) for item in report.items], dict(report.dropped), shape)
+    items = [(item.id, item_to_json(item)) for item in report.items if item.id not in wanted]
+    requests = [(item.id, item_to_json(item), item.url or "") for item in report.items if item.id in wanted]
+    return Parsed(items, dict(report.dropped), shape, requests)
+
+
+def article_job(doc: RawDocument, entry_json: str, limits: ParseLimits) -> Parsed | Unparsable | Fallback:
+    """An entry's linked page, parsed as any HTML page, merged with the entry
+    (``consumers/parse/fulltext.py``); runs in the worker process.
+
+    A page that parses but holds no article text (``no_items``, an empty body, a live page
+    without an intro, a stub no longer than the teaser) is a :class:`Fallback`; a page the
+    parser refuses for any other reason is :class:`Unparsable`, like any refused document."""
+    entry = item_from_json(entry_json)
+    try:
+        report = parse_report(doc, limits)
+    except ParseError as exc:
+        if exc.reason in ("no_items", "empty"):
+            return Fallback(NOT_AN_ARTICLE, exc.message)
+        return Unparsable(exc.reason, exc.message)
+    page = article_of(report.items)
+    if page is None:
+        return Fallback(NOT_AN_ARTICLE, "the page has no article item (a live page without an intro?)")
+    merged = merge_full_text(entry, page)
+    if merged is None:
+        return Fallback(
+            NOT_AN_ARTICLE, f"the page's text ({len(page.body)} chars) is no longer than the teaser"
+        )
+    merged = clean_item(merged)
+    return Parsed([(merged.id, item_to_json(merged))], {}, "full_text")
 
 
 # ---- in the daemon ---------------------------------------------------------------------------------

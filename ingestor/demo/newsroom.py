@@ -4,8 +4,9 @@ The demo has to show the pipeline's point (new fragments become ``created`` even
 edited fragment becomes an ``updated`` event, an unchanged re-fetch becomes nothing) on a
 machine with no internet, so the newsroom serves the same shapes the parsers meet in the
 wild: a text capture of a live page (clock-only times, newest first), an HTML live blog with
-schema.org ``LiveBlogPosting`` JSON-LD, an RSS feed and an Atom feed.  Every story is
-fictional and written for this demo.
+schema.org ``LiveBlogPosting`` JSON-LD, an RSS feed and an Atom feed.  A teaser feed (one line
+per story and a link) shows full text: the pipeline fetches each story's page and publishes
+the entry once, with the page's text.  Every story is fictional and written for this demo.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import hashlib
 import html
 import json
 import zoneinfo
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -113,6 +116,102 @@ STORIES: Final[tuple[tuple[str, str, str], ...]] = (
 )
 
 
+#: (headline, paragraphs) of the stories behind the teaser feed: the feed carries a one-line
+#: teaser and the link, the story's page the whole text, so full text (the pipeline fetching
+#: each teaser's page) has something to show.  Fictional, written for this demo.
+ARTICLES: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    (
+        "Night buses to run every 20 minutes from spring.",
+        (
+            "The city's four night bus lines will run every 20 minutes instead of every 40 from the "
+            "first of April, the transport office said on Monday.",
+            "The change follows a year of complaints from hospital staff, bakers and bar workers whose "
+            "shifts end between midnight and five in the morning. A survey of 3,000 riders found that "
+            "most waited longer for a night bus than the journey itself took.",
+            "Twelve drivers will be hired for the extra trips, and two buses retired last year will "
+            "return to service after an overhaul. The office puts the yearly cost at 1.4 million, paid "
+            "from the parking fees raised in the old town since January.",
+            "Line N2, which serves the hospital and the northern estates, will also gain a stop at the "
+            "new fire station. Timetables go up at every stop in the last week of March.",
+        ),
+    ),
+    (
+        "Old tannery to become a school for 400 pupils.",
+        (
+            "The red-brick tannery by the river, empty for almost thirty years, will be rebuilt as a "
+            "primary school for 400 pupils, the council decided on Thursday.",
+            "Architects will keep the building's facade and its chimney, which locals use as a "
+            "landmark, and add a glass hall for the gym and the canteen. The courtyard, now used as a "
+            "car park, becomes a playground with a row of plane trees.",
+            "Soil tests last summer found traces of the chemicals once used to treat leather. The site "
+            "will be cleaned to a depth of two metres before work starts, which the council expects in "
+            "the autumn.",
+            "The school should open in September two years from now. Until then, pupils from the "
+            "riverside district keep travelling to schools in the centre, a journey of up to forty "
+            "minutes each way.",
+        ),
+    ),
+    (
+        "Volunteer lifeguards save a swimmer at the north beach.",
+        (
+            "Two volunteer lifeguards brought a swimmer back to shore at the north beach on Saturday "
+            "afternoon after he was caught in a current beyond the breakwater.",
+            "The man, a visitor in his fifties, had swum out further than the marked area when the tide "
+            "turned. The lifeguards reached him on a rescue board within four minutes of the first "
+            "call, the beach association said.",
+            "He was checked by paramedics on the promenade and went home the same evening. The "
+            "association asked swimmers to stay between the yellow flags, where the current is "
+            "weakest and a lifeguard is always watching.",
+            "The north beach is guarded by volunteers on weekends until the end of the season. The "
+            "association is looking for ten more, and offers a free training course in May.",
+        ),
+    ),
+    (
+        "Market hall roof repaired before the winter fair.",
+        (
+            "Roofers finished replacing the market hall's leaking glass roof on Wednesday, a week "
+            "before the winter fair opens its 120 stalls.",
+            "Water had dripped onto the fish counters for three winters, and a storm in October broke "
+            "a dozen panes above the main aisle. The new roof uses safety glass in steel frames that "
+            "match the originals from 1912.",
+            "Traders, who paid a share of the repair through their rents, said they were relieved. "
+            "The cheese seller at the main entrance said she could finally stop covering her counter "
+            "with plastic sheets every night.",
+            "The winter fair runs for three weeks from next Thursday, with late opening on Fridays and "
+            "a children's choir on the first Sunday.",
+        ),
+    ),
+    (
+        "Library lends out tools as well as books.",
+        (
+            "The central library now lends drills, ladders, sewing machines and a pressure washer, "
+            "alongside its books, to anyone with a library card.",
+            "The tool library started with 150 items donated by residents and a hardware shop that "
+            "closed in the summer. Loans last a week and are free; a deposit is asked only for the "
+            "three most expensive machines.",
+            "Librarians said the idea came from readers who borrowed home repair books and then asked "
+            "where they could find the tools. A volunteer checks every item when it comes back.",
+            "In its first month the library lent the tools 430 times. The most popular item was a "
+            "carpet cleaner, booked out until the new year.",
+        ),
+    ),
+    (
+        "Choir of retired teachers wins the regional contest.",
+        (
+            "A choir of 34 retired teachers won the regional choir contest on Sunday, ahead of eleven "
+            "choirs from schools, churches and the music academy.",
+            "The singers, whose average age is 71, rehearse twice a week in the staff room of the school "
+            "where most of them once taught. Their programme mixed folk songs with a piece written for "
+            "them by a former pupil.",
+            "The jury praised the choir's clear diction and its quiet final chord, held for a full ten "
+            "seconds. The prize is a recording day in the radio's studio.",
+            "The choir will sing at the town hall on New Year's Eve. Its conductor said the group is "
+            "always glad of new voices, especially tenors.",
+        ),
+    ),
+)
+
+
 @dataclass
 class LiveEntry:
     """One post on a live page; ``edited`` once the newsroom has corrected it."""
@@ -142,6 +241,12 @@ class FeedEntry:
     published_at: datetime
 
 
+def teaser(article: int) -> str:
+    """What the teaser feed says about a story: its first sentence, cut off with an ellipsis."""
+    first = ARTICLES[article][1][0]
+    return first.split(", ", 1)[0].rstrip(".") + " …"
+
+
 @dataclass
 class Newsroom:
     """What the newsroom currently shows; ``tick()`` moves the news on by one step."""
@@ -150,8 +255,10 @@ class Newsroom:
     live_html: list[LiveEntry] = field(default_factory=list)
     rss: list[FeedEntry] = field(default_factory=list)
     atom: list[FeedEntry] = field(default_factory=list)
+    stories: list[FeedEntry] = field(default_factory=list)  # ``story`` indexes ARTICLES
     ticks: int = 0
     _next_story: int = 0
+    _next_article: int = 0
     _next_slot: int = 0
 
     def _story(self) -> tuple[int, int]:
@@ -159,6 +266,17 @@ class Newsroom:
         self._next_story += 1
         self._next_slot += 1
         return story, slot
+
+    def _add_article(self, now: datetime) -> str:
+        entry = FeedEntry(self._next_slot, self._next_article % len(ARTICLES), now)
+        self._next_article += 1
+        self._next_slot += 1
+        self.stories.insert(0, entry)
+        return ARTICLES[entry.story][0]
+
+    def article(self, slot: int) -> FeedEntry | None:
+        """The teaser feed's entry whose page is ``/stories/<slot>``, if listed."""
+        return next((e for e in self.stories if e.slot == slot), None)
 
     def seed(self, now: datetime) -> None:
         """A few posts already on every page when the demo starts."""
@@ -169,11 +287,13 @@ class Newsroom:
         for feed in (self.rss, self.atom):
             story, slot = self._story()
             feed.insert(0, FeedEntry(slot, story, now))
+        self._add_article(now)
 
     def tick(self, now: datetime) -> list[str]:
         """One step: a new live post (the two pages take turns), a new feed entry every other
-        step, and from the second step on, every third step corrects an older live post.
-        Returns what changed, for the demo's own log."""
+        step, a new teaser (whose page has the story) every third step, and from the second
+        step on, every third step corrects an older live post.  Returns what changed, for the
+        demo's own log."""
         self.ticks += 1
         changes: list[str] = []
         page = self.live_text if self.ticks % 2 else self.live_html
@@ -185,6 +305,8 @@ class Newsroom:
             story, slot = self._story()
             feed.insert(0, FeedEntry(slot, story, now))
             changes.append(f"feed entry: {STORIES[story][0]}")
+        if self.ticks % 3 == 0:
+            changes.append(f"teaser (the story is on its page): {self._add_article(now)}")
         if self.ticks % 3 == 2:
             edited = self._edit(now)
             if edited:
@@ -318,15 +440,63 @@ def render_atom(entries: list[FeedEntry], base: str) -> str:
     )
 
 
+def render_stories_rss(entries: list[FeedEntry], base: str) -> str:
+    """The teaser feed: a headline, one line, and the link to the story's page."""
+    items = "".join(
+        "<item>"
+        f"<title>{html.escape(ARTICLES[e.story][0])}</title>"
+        f"<link>{base}{STORY_PREFIX}{e.slot}</link>"
+        f'<guid isPermaLink="false">demo-story-{e.slot}</guid>'
+        f"<pubDate>{format_datetime(e.published_at.astimezone(UTC), usegmt=True)}</pubDate>"
+        f"<description>{html.escape(teaser(e.story))}</description>"
+        "</item>"
+        for e in entries
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
+        f"<title>Demo City Stories</title><link>{base}/</link>"
+        f"<description>Teasers of fictional local stories; the stories are on their pages</description>"
+        f"{items}</channel></rss>\n"
+    )
+
+
+def render_story_page(entry: FeedEntry, base: str) -> str:
+    """A story's own page: site furniture around one article, as a news site serves it."""
+    headline, paragraphs = ARTICLES[entry.story]
+    url = f"{base}{STORY_PREFIX}{entry.slot}"
+    when, clock = _iso(entry.published_at), _clock(entry.published_at)
+    body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(headline)} | Demo City Stories</title>"
+        f'<link rel="canonical" href="{url}">'
+        f'<meta property="og:title" content="{html.escape(headline)}">'
+        f'<meta property="article:published_time" content="{when}">'
+        '<meta name="author" content="The Demo Desk"></head><body>'
+        f'<header><nav><a href="{base}/">Home</a> · <a href="{base}/feeds/stories.rss">Stories</a>'
+        "</nav></header>"
+        f"<main><article><h1>{html.escape(headline)}</h1>"
+        f'<p class="byline">By The Demo Desk · <time datetime="{when}">{clock}</time></p>'
+        f"{body}</article></main>"
+        "<footer><p>Demo City Stories is fictional, written for the ingestor demo.</p></footer>"
+        "</body></html>\n"
+    )
+
+
 # ---- serving -------------------------------------------------------------------------------------
 
-#: path -> (feed id, content type, config ``format``)
-PATHS: Final[dict[str, tuple[str, str, str]]] = {
-    "/live/city.txt": ("demo-city-live", "text/plain; charset=utf-8", "text"),
-    "/live/harbour": ("demo-harbour-live", "text/html; charset=utf-8", "html"),
-    "/feeds/city.rss": ("demo-city-rss", "application/rss+xml; charset=utf-8", "feed"),
-    "/feeds/science.atom": ("demo-science-atom", "application/atom+xml; charset=utf-8", "feed"),
+#: path -> (feed id, content type, config ``format``, config ``full_text``).  Only the teaser
+#: feed asks for full text: the other feeds carry their whole (short) story, and their links
+#: lead to no page.
+PATHS: Final[dict[str, tuple[str, str, str, str]]] = {
+    "/live/city.txt": ("demo-city-live", "text/plain; charset=utf-8", "text", "never"),
+    "/live/harbour": ("demo-harbour-live", "text/html; charset=utf-8", "html", "never"),
+    "/feeds/city.rss": ("demo-city-rss", "application/rss+xml; charset=utf-8", "feed", "never"),
+    "/feeds/science.atom": ("demo-science-atom", "application/atom+xml; charset=utf-8", "feed", "never"),
+    "/feeds/stories.rss": ("demo-city-stories", "application/rss+xml; charset=utf-8", "feed", "auto"),
 }
+STORY_PREFIX: Final = "/stories/"
+STORY_TYPE: Final = "text/html; charset=utf-8"
 
 
 class NewsroomServer:
@@ -337,6 +507,8 @@ class NewsroomServer:
         self.started = started
         self.base = ""
         self._runner: web.AppRunner | None = None
+        self.story_fetches: Counter[str] = Counter()  # story page path -> requests
+        self.on_story_fetch: Callable[[str, int], None] | None = None  # (path, requests so far)
 
     def render(self, path: str) -> str | None:
         room = self.newsroom
@@ -348,19 +520,37 @@ class NewsroomServer:
             return render_rss(room.rss, self.base)
         if path == "/feeds/science.atom":
             return render_atom(room.atom, self.base)
+        if path == "/feeds/stories.rss":
+            return render_stories_rss(room.stories, self.base)
+        slot = path.removeprefix(STORY_PREFIX)
+        if path.startswith(STORY_PREFIX) and slot.isascii() and slot.isdigit() and len(slot) < 9:
+            entry = room.article(int(slot))
+            return render_story_page(entry, self.base) if entry is not None else None
         return None
+
+    @staticmethod
+    def content_type(path: str) -> str:
+        return PATHS[path][1] if path in PATHS else STORY_TYPE
 
     async def _serve(self, request: web.Request) -> web.Response:
         text = self.render(request.path)
         if text is None:
             return web.Response(status=404, text="not found")
+        if request.path.startswith(STORY_PREFIX):
+            self.story_fetches[request.path] += 1
+            if self.on_story_fetch is not None:
+                self.on_story_fetch(request.path, self.story_fetches[request.path])
         body = text.encode("utf-8")
         etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
         if request.headers.get("If-None-Match") == etag:
             return web.Response(status=304, headers={"ETag": etag})
         return web.Response(
             body=body,
-            headers={"ETag": etag, "Content-Type": PATHS[request.path][1], "Cache-Control": "no-cache"},
+            headers={
+                "ETag": etag,
+                "Content-Type": self.content_type(request.path),
+                "Cache-Control": "no-cache",
+            },
         )
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -390,6 +580,7 @@ class NewsroomServer:
                 "min_interval": interval,
                 "format": fmt,
                 "language": "en",
+                "full_text": full_text,
             }
-            for path, (feed_id, _, fmt) in PATHS.items()
+            for path, (feed_id, _, fmt, full_text) in PATHS.items()
         ]

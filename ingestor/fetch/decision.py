@@ -258,7 +258,8 @@ def decide(
     persist = False
     if policy.state_saving:
         keep = policy.state_attempts
-        history = [*state.history, attempt][-HISTORY:]  # the record carries this attempt too
+        # the record carries this attempt too; only the attempts it keeps are unpacked
+        history = [*state.history.last(min(keep, HISTORY) - 1), attempt] if keep else []
         record = SavedState(
             url=state.feed.url,
             etag=etag,
@@ -270,7 +271,7 @@ def decide(
             next_due=due,
             saved_at=now,
             instance=policy.instance,
-            attempts=tuple(a.saved() for a in history[-keep:]) if keep else (),
+            attempts=tuple(a.saved() for a in history),
             websub=link.snapshot,
             recent=recent,
         )

@@ -7,9 +7,11 @@ that does the I/O; only the shell writes to it, and only what a ``Decision`` say
 
 from __future__ import annotations
 
-from collections import deque
+import struct
+import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from yarl import URL
 
@@ -26,8 +28,11 @@ def utc(ts: float) -> datetime:
 
 
 def host_of(url: str) -> str:
-    """The key of a feed's per-host line: politeness is owed to a host, not to a URL."""
-    return (URL(url).host or "").lower()
+    """The key of a feed's per-host line: politeness is owed to a host, not to a URL.
+
+    Interned: many feeds share a host, and at a million feeds one string per host instead of
+    one per feed is tens of MiB (issue 15)."""
+    return sys.intern((URL(url).host or "").lower())
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,107 @@ class AttemptRecord:
         )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+#: at and next due (microseconds since the epoch: exact for any aware datetime), duration_ms,
+#: bytes, status, outcome (index into ``Outcome``), flags (below)
+_PACKED = struct.Struct("<qqdqqBB")
+_PRODUCED, _PUSH, _NO_STATUS = 1, 2, 4
+_OUTCOMES = tuple(Outcome)
+_OUTCOME_INDEX = {outcome: n for n, outcome in enumerate(_OUTCOMES)}
+
+
+def _micros(at: datetime) -> int:
+    return (at - _EPOCH) // _MICROSECOND
+
+
+class History:
+    """A feed's last ``HISTORY`` attempts, packed: what ``feeds status`` shows, at a fraction of
+    the memory of ``AttemptRecord`` objects.
+
+    Every feed keeps ten attempts, so at a million feeds ten records with two datetimes each
+    (about 2.7 KiB per feed, and a 760-byte deque) were most of a fetcher's memory (issue 15).
+    Here the numbers of one attempt are one 42-byte struct in a single ``bytes`` per feed, and
+    the rare texts (a failure's reason, a ``via`` other than poll or push) sit in a side tuple
+    that exists only while some attempt has one.  Reading gives back equal ``AttemptRecord``s
+    (times in UTC), so callers see the same records as before; only ``feeds status`` and the
+    state record read them, a few at a time.
+    """
+
+    __slots__ = ("_packed", "_texts")
+
+    def __init__(self, attempts: Iterable[AttemptRecord] = ()) -> None:
+        self._packed = b""
+        #: per attempt, None or its (reason, via) when they are not (None, "poll" | "push");
+        #: () while every attempt's are
+        self._texts: tuple[tuple[str | None, str] | None, ...] = ()
+        self.extend(attempts)
+
+    def __len__(self) -> int:
+        return len(self._packed) // _PACKED.size
+
+    def __iter__(self) -> Iterator[AttemptRecord]:
+        return iter(self.last(HISTORY))
+
+    def __repr__(self) -> str:
+        return f"History({list(self)!r})"
+
+    def append(self, attempt: AttemptRecord) -> None:
+        """Add the newest attempt; the oldest goes beyond ``HISTORY`` (as a bounded deque did)."""
+        flags = (_PRODUCED if attempt.produced else 0) | (_NO_STATUS if attempt.status is None else 0)
+        text: tuple[str | None, str] | None = None
+        if attempt.via == "push":
+            flags |= _PUSH
+        elif attempt.via != "poll":
+            text = (attempt.reason, attempt.via)
+        if attempt.reason is not None:
+            text = (attempt.reason, attempt.via)
+        record = _PACKED.pack(
+            _micros(attempt.at),
+            _micros(attempt.next_due),
+            attempt.duration_ms,
+            attempt.bytes,
+            attempt.status or 0,
+            _OUTCOME_INDEX[attempt.outcome],
+            flags,
+        )
+        count = len(self)
+        drop = max(0, count + 1 - HISTORY)
+        self._packed = self._packed[drop * _PACKED.size :] + record
+        if text is not None or self._texts:
+            texts = self._texts or (None,) * count
+            kept = (*texts[drop:], text)
+            self._texts = kept if any(t is not None for t in kept) else ()
+
+    def extend(self, attempts: Iterable[AttemptRecord]) -> None:
+        for attempt in attempts:
+            self.append(attempt)
+
+    def last(self, n: int) -> list[AttemptRecord]:
+        """The newest ``n`` attempts (fewer if there are not as many), oldest first."""
+        count = len(self)
+        start = max(0, count - max(n, 0))
+        return [self._record(i) for i in range(start, count)]
+
+    def _record(self, i: int) -> AttemptRecord:
+        at, next_due, duration_ms, size, status, outcome, flags = _PACKED.unpack_from(
+            self._packed, i * _PACKED.size
+        )
+        text = self._texts[i] if self._texts else None
+        reason, via = text if text is not None else (None, "push" if flags & _PUSH else "poll")
+        return AttemptRecord(
+            _EPOCH + at * _MICROSECOND,
+            _OUTCOMES[outcome],
+            None if flags & _NO_STATUS else status,
+            duration_ms,
+            size,
+            reason,
+            bool(flags & _PRODUCED),
+            _EPOCH + next_due * _MICROSECOND,
+            via,
+        )
+
+
 @dataclass(slots=True)
 class FeedState:
     feed: FeedConfig
@@ -83,7 +189,7 @@ class FeedState:
     etag: str | None = None
     last_modified: str | None = None
     sha256: str | None = None
-    history: deque[AttemptRecord] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    history: History = field(default_factory=History)
     removed: bool = False
     partition: int | None = None  # of its definition in the feeds topic (sharded mode)
     paused: bool = False  # parked during a rebalance: not dispatched, due time kept aside

@@ -153,6 +153,11 @@ class _DnsBeforeProxy(OSError):
     """The target of a proxied request could not be resolved here, so it was not checked."""
 
 
+def _shown(url: URL) -> str:
+    """``mask_url`` without parsing the URL again: only a URL with userinfo needs masking."""
+    return str(url) if url.raw_user is None and url.raw_password is None else mask_url(str(url))
+
+
 def _sha256(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
@@ -213,8 +218,12 @@ class Fetcher:
     ) -> None:
         await self.close()
 
-    async def fetch(self, feed: FeedConfig, validators: Validators | None = None) -> FetchResult:
-        """Fetch once (retrying transient failures in place); never raises but for cancellation."""
+    async def fetch(
+        self, feed: FeedConfig, validators: Validators | None = None, *, max_bytes: int | None = None
+    ) -> FetchResult:
+        """Fetch once (retrying transient failures in place); never raises but for cancellation.
+
+        ``max_bytes``: a smaller body cap than ``fetch.max_body_bytes`` (robots.txt)."""
         if self._session is None:
             raise RuntimeError("Fetcher.start() was not called")
         validators = validators or Validators()
@@ -224,7 +233,7 @@ class Fetcher:
         async def attempt() -> _Attempt:
             nonlocal attempts
             attempts += 1
-            return await self._attempt(feed, validators, started)
+            return await self._attempt(feed, validators, started, max_bytes)
 
         def give_up(state: RetryCallState) -> _Attempt:
             assert state.outcome is not None
@@ -236,7 +245,7 @@ class Fetcher:
         # coroutine introspection cost about a tenth of the CPU of a conditional fetch.
         first = await attempt()
         if not first.retry or cfg.retries == 0:
-            return replace(first.result, attempts=1, duration_ms=(time.perf_counter() - started) * 1000)
+            return first.result  # one attempt, its duration measured from ``started`` already
         await asyncio.sleep(random.uniform(0, min(cfg.retry_backoff, cfg.retry_backoff_max)))
         retrying = AsyncRetrying(
             stop=stop_after_attempt(cfg.retries),
@@ -334,10 +343,11 @@ class Fetcher:
             if reason is not None:
                 raise guard.GuardRefused(address, f"{reason}; {host} via proxy")
 
-    async def _attempt(self, feed: FeedConfig, validators: Validators, started: float) -> _Attempt:
+    async def _attempt(
+        self, feed: FeedConfig, validators: Validators, started: float, max_bytes: int | None = None
+    ) -> _Attempt:
         assert self._session is not None
-        url = URL(feed.url)
-        origin = origin_of(url)
+        url = start = URL(feed.url)
         redirects = 0
 
         def failed(
@@ -358,7 +368,7 @@ class Fetcher:
                     duration_ms=(time.perf_counter() - started) * 1000,
                     redirects=redirects,
                     hints=hints or Hints(),
-                    final_url=mask_url(str(url)),
+                    final_url=_shown(url),
                 ),
                 retry=retry,
             )
@@ -368,12 +378,13 @@ class Fetcher:
             proxy, proxy_authorization = self._proxy(feed)
         except SecretUnavailable as exc:
             return failed(Outcome.SECRET, f"secret {exc}")
-        seen = {str(url)}
+        seen: set[str] = set()  # the URLs asked for, filled once there is a redirect
         try:
             async with asyncio.timeout(self._config.total_timeout):
                 while True:
                     headers = self._request_headers(feed, validators)
-                    if origin_of(url) == origin:  # a redirect off the origin leaves credentials behind
+                    # a redirect off the origin leaves credentials behind (no parsing without any)
+                    if own and (url is start or origin_of(url) == origin_of(start)):
                         headers.update(own)
                     proxy_headers = None
                     if proxy is not None:
@@ -408,6 +419,7 @@ class Fetcher:
                                     f"redirect to a {target.scheme!r} URL",
                                     status=response.status,
                                 )
+                            seen.add(str(url))
                             if str(target) in seen:
                                 return failed(
                                     Outcome.REDIRECT_LOOP,
@@ -424,7 +436,7 @@ class Fetcher:
                             url = target
                             redirects += 1
                             continue
-                        return await self._read(feed, response, validators, started, redirects)
+                        return await self._read(feed, response, validators, started, redirects, max_bytes)
         except asyncio.CancelledError:
             raise
         except _DnsBeforeProxy as exc:
@@ -440,15 +452,17 @@ class Fetcher:
         validators: Validators,
         started: float,
         redirects: int,
+        max_bytes: int | None = None,
     ) -> _Attempt:
         cfg = self._config
+        cap = min(max_bytes, cfg.max_body_bytes) if max_bytes else cfg.max_body_bytes
         headers = {name.lower(): value for name, value in response.headers.items()}
         now = datetime.now(UTC)
         status = response.status
         base: dict[str, Any] = {
             "feed_id": feed.id,
             "url": feed.url,
-            "final_url": mask_url(str(response.url)),
+            "final_url": _shown(response.url),
             "status": status,
             "fetched_at": now,
             "redirects": redirects,
@@ -477,17 +491,17 @@ class Fetcher:
             )
         if 200 <= status < 300:
             declared = response.content_length
-            if declared is not None and "content-encoding" not in headers and declared > cfg.max_body_bytes:
+            if declared is not None and "content-encoding" not in headers and declared > cap:
                 response.close()
-                reason = f"content-length {declared} over {cfg.max_body_bytes}"
+                reason = f"content-length {declared} over {cap}"
                 return _Attempt(done(Outcome.TOO_LARGE, reason))
-            body, complete = await _read_capped(response, cfg.max_body_bytes)
+            body, complete = await _read_capped(response, cap)
             if not complete:
                 response.close()
                 return _Attempt(
                     done(
                         Outcome.TOO_LARGE,
-                        f"body over {cfg.max_body_bytes} bytes after decompression",
+                        f"body over {cap} bytes after decompression",
                         bytes_read=len(body),
                     )
                 )

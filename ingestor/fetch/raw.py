@@ -15,6 +15,20 @@ from ingestor.fetch.http import FetchResult
 from ingestor.models import format_utc
 
 
+def fetch_headers(url: str, result: FetchResult) -> list[tuple[str, str | None]]:
+    """What the response said, as news.raw headers (a feed's body and an article page alike)."""
+    return [
+        (hdr.URL, url),
+        (hdr.FINAL_URL, result.final_url),
+        (hdr.STATUS, str(result.status) if result.status is not None else None),
+        (hdr.CONTENT_TYPE, result.content_type),
+        (hdr.ETAG, result.etag),
+        (hdr.LAST_MODIFIED, result.last_modified),
+        (hdr.FETCHED_AT, format_utc(result.fetched_at)),
+        (hdr.BODY_SHA256, result.sha256),
+    ]
+
+
 class RawSink:
     """The stage's producer (set while started) and the one thing the fetch path sends with it."""
 
@@ -28,14 +42,7 @@ class RawSink:
         assert self.producer is not None and result.body is not None
         headers = hdr.build(
             [
-                (hdr.URL, feed.url),
-                (hdr.FINAL_URL, result.final_url),
-                (hdr.STATUS, str(result.status) if result.status is not None else None),
-                (hdr.CONTENT_TYPE, result.content_type),
-                (hdr.ETAG, result.etag),
-                (hdr.LAST_MODIFIED, result.last_modified),
-                (hdr.FETCHED_AT, format_utc(result.fetched_at)),
-                (hdr.BODY_SHA256, result.sha256),
+                *fetch_headers(feed.url, result),
                 (hdr.FEED_TIMEZONE, feed.timezone),
                 (hdr.FEED_FORMAT, feed.format),
                 (hdr.FEED_LANGUAGE, feed.language),

@@ -25,7 +25,7 @@ from ingestor.fetch import shard
 from ingestor.fetch.feeds import FeedRefused, bind_config_secrets, decode_feed, feed_group_id, seed_feeds
 from ingestor.fetch.state import SavedState
 from ingestor.fetch.store import load_states, partition_count
-from ingestor.kafka import KafkaConnection
+from ingestor.kafka import KafkaConnection, StaticMember
 from ingestor.supervise import Backoff, supervise
 
 log = structlog.get_logger("ingestor.fetch")
@@ -65,6 +65,8 @@ class FeedRegistry:
         # config literals are {config: true} on the topic; resolved from here (same id and origin)
         self._configured = {feed.id: feed for feed in settings.feeds}
         self._consumer: AIOKafkaConsumer | None = None
+        # static group identity, kept across consumer rebuilds (ingestor/kafka/instance.py)
+        self._member: StaticMember | None = None
         self._task: asyncio.Task[None] | None = None
         self._owned: set[int] = set()
         self._parked: set[int] = set()
@@ -98,6 +100,8 @@ class FeedRegistry:
         self._sink.set_state_partitions(
             self._state_partitions if self._state_partitions == self._feeds_partitions else 0
         )
+        if self._member is None:
+            self._member = self._connection.group_member(self._group, "fetch")
         self._consumer = await self._new_consumer()
         self._task = asyncio.create_task(self._run(), name="fetch-registry")
 
@@ -114,18 +118,28 @@ class FeedRegistry:
         if consumer is not None:
             with contextlib.suppress(Exception):
                 await consumer.stop()
+        member, self._member = self._member, None
+        if member is not None:
+            member.release()
 
     async def _new_consumer(self) -> AIOKafkaConsumer:
         cfg = self._settings.fetch
         consumer = self._connection.consumer(
             group_id=self._group,
+            member=self._member,
             session_timeout_ms=int(cfg.session_timeout * 1000),
             heartbeat_interval_ms=int(cfg.heartbeat_interval * 1000),
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         consumer.subscribe([self._topic], listener=_Listener(self))
         await consumer.start()
-        log.info("fetch_registry_joining", stage="fetch", topic=self._topic, group=self._group)
+        log.info(
+            "fetch_registry_joining",
+            stage="fetch",
+            topic=self._topic,
+            group=self._group,
+            instance=self._member.instance_id if self._member is not None else None,
+        )
         return consumer
 
     async def _run(self) -> None:
@@ -250,5 +264,10 @@ class FeedRegistry:
             self._sink.remove_feed(feed_id)
             return
         feed = bind_config_secrets(feed, self._configured.get(feed_id))
-        feeds.add(feed_id)
-        self._sink.add_feed(feed, saved=self._restore.get(feed_id), partition=partition)
+        feeds.add(feed.id)  # the stage's key string (equal to ``feed_id``): one copy per feed
+        saved = self._restore.get(feed_id)
+        if saved is not None and saved.url == feed.url:
+            # taken over by the stage: holding every restored record (and the JSON values it
+            # references) until the next rebalance doubled a fetcher's memory (issue 15)
+            del self._restore[feed_id]
+        self._sink.add_feed(feed, saved=saved, partition=partition)

@@ -29,6 +29,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 
 from ingestor.config import FeedConfig, Settings
+from ingestor.fetch.articles import ArticleFetcher
 from ingestor.fetch.decision import NO_PUSH, FetchPolicy, Verdict, judge
 from ingestor.fetch.dispatcher import HostDispatcher
 from ingestor.fetch.feedstate import AttemptRecord, FeedState, host_of
@@ -107,6 +108,24 @@ class FetchStage:
         initial = feeds if feeds is not None else [f for f in settings.feeds if f.enabled]
         for feed in initial if self._registry is None else ():
             self._register(feed, time.time())
+        # full text: every fetch stage fetches the pages its share of entries link to, whatever
+        # full_text.mode says (a feed may ask for full text itself; parse decides per entry)
+        self._articles = (
+            ArticleFetcher(
+                settings,
+                connection,
+                fetcher=self._fetcher,
+                dispatcher=self._dispatcher,
+                release=self._release,
+                feed_of=self._feed_config,
+            )
+            if settings.topics.article_requests
+            else None
+        )
+
+    def _feed_config(self, feed_id: str) -> FeedConfig | None:
+        state = self._states.get(feed_id)
+        return state.feed if state is not None else None
 
     def _is_stopping(self) -> bool:
         return self._stopping
@@ -125,10 +144,13 @@ class FetchStage:
             await self._restore()
         elif self._keeper.topic:
             await self._keeper.ensure_topic()
+        if self._articles is not None:
+            await self._articles.ensure_topics()
         producer = await self._connection.start_producer()
         self._raw.producer = producer
         try:
-            await pin_producer_topics(producer, [self._topic, self._config.state_topic or ""])
+            articles = self._articles.topics if self._articles is not None else []
+            await pin_producer_topics(producer, [self._topic, self._config.state_topic or "", *articles])
             await self._fetcher.start()
             if self._push is not None:
                 await self._push.start()
@@ -146,6 +168,8 @@ class FetchStage:
         self._stopping = False
         self._loop_task = asyncio.create_task(self._run(), name="fetch-schedule")
         self._summary_task = asyncio.create_task(self._summaries(), name="fetch-summary")
+        if self._articles is not None:
+            await self._articles.start(producer)
         if self._registry is not None:
             try:
                 await self._registry.start()
@@ -208,6 +232,11 @@ class FetchStage:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
+        if self._articles is not None:  # before the client and the producer it uses
+            try:
+                await self._articles.stop()
+            except Exception as exc:
+                log.warning("articles_stop_failed", stage="fetch", error=repr(exc))
         await self._fetcher.close()
         if self._push is not None:
             await self._push.stop()
@@ -362,6 +391,7 @@ class FetchStage:
             partitions=tuple(self._registry.partitions) if self._registry is not None else None,
             rebalances=self._registry.rebalances if self._registry is not None else 0,
             websub=self._push.hubs() if self._push is not None else {},
+            articles_pending=self._articles.pending if self._articles is not None else None,
         )
 
     def feed_status(self, feed_id: str) -> FeedStatus | None:

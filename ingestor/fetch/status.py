@@ -54,6 +54,7 @@ class FetchHealth:
     partitions: tuple[int, ...] | None = None  # feeds-topic partitions owned; None: not sharded
     rebalances: int = 0
     websub: dict[str, HubStats] = field(default_factory=dict)  # per hub: pushed vs only polled
+    articles_pending: int | None = None  # entries whose page is still wanted; None: no article fetcher
 
 
 class StageStats:

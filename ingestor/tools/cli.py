@@ -52,17 +52,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings = tool_settings(args.config, required=args.config is not None)
     except ConfigError as exc:
         return config_failed(exc)
-    configure_logging(args.log_level or settings.logging.level, args.log_format or settings.logging.format)
+    logs = settings.logging.model_copy(
+        update={
+            "level": args.log_level or settings.logging.level,
+            "format": args.log_format or settings.logging.format,
+        }
+    )
+    settings = settings.model_copy(update={"logging": logs})  # fetch child processes log alike
+    configure_logging(logs.level, logs.format)
     stages = args.stage or ["fetch", "parse", "dedup"]
     from ingestor.tools.daemon import run_until
+    from ingestor.tools.fetchers import run_loop, tune_gc
 
     async def main() -> None:
         stop = asyncio.Event()
         install_signal_handlers(asyncio.get_running_loop(), stop)
         await run_until(settings, stages, stop)
 
+    # The process that fetches runs fetch.event_loop; with fetch.processes > 1 that is the
+    # children (ingestor/tools/fetchers.py), and this one, which only supervises them, asyncio.
+    fetches_here = "fetch" in stages and settings.fetch.process_count == 1
+    tune_gc()
     try:
-        asyncio.run(main())
+        run_loop(main(), settings.fetch.event_loop if fetches_here else "asyncio")
     except ConfigError as exc:  # found only when used, e.g. an SSL file removed since start-up
         return config_failed(exc)
     except Exception as exc:

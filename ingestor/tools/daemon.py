@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing.connection
+import os
+import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
 import structlog
@@ -22,6 +25,7 @@ from ingestor.consumer_loop import ConsumeLoop
 from ingestor.kafka import EmbeddedBroker, KafkaConnection, ensure_topics, read_records
 from ingestor.ops import metrics
 from ingestor.ops.server import OpsServer
+from ingestor.tools.fetchers import FetchProcesses, die_with_parent, run_loop, tune_gc
 
 log = structlog.get_logger("ingestor.runtime")
 
@@ -51,7 +55,7 @@ class TopicsMissing(KafkaError):  # type: ignore[misc]  # aiokafka is untyped
 
 async def require_topics(connection: KafkaConnection, topics: TopicsConfig) -> None:
     """Raise TopicsMissing unless every pipeline topic exists (asked without creating any)."""
-    wanted = [topics.feeds, topics.raw, topics.items, topics.published, topics.dlq]
+    wanted = [topics.feeds, topics.raw, topics.items, topics.published, topics.dlq, topics.article_requests]
     missing = await connection.missing_topics(wanted)
     if missing:
         raise TopicsMissing(
@@ -61,6 +65,8 @@ async def require_topics(connection: KafkaConnection, topics: TopicsConfig) -> N
 
 
 def build_stage(name: StageName, settings: Settings, connection: KafkaConnection) -> Stage:
+    if name == "fetch" and settings.fetch.process_count > 1:
+        return FetchProcesses(settings, connection, settings.fetch.process_count, fetch_child)
     if name == "fetch":
         from ingestor.fetch.service import FetchStage
 
@@ -222,7 +228,14 @@ class Daemon:
             log.warning("stage_stop_failed", stage=name, error=repr(exc))
 
 
-async def run_until(settings: Settings, stages: Sequence[StageName], stop: asyncio.Event) -> None:
+async def run_until(
+    settings: Settings,
+    stages: Sequence[StageName],
+    stop: asyncio.Event,
+    *,
+    started: Callable[[Daemon], None] | None = None,
+) -> None:
+    """Start the daemon, run until ``stop`` is set, stop it; ``started`` is told once it runs."""
     daemon = Daemon(settings, stages)
     try:
         start = asyncio.create_task(daemon.start())
@@ -230,6 +243,8 @@ async def run_until(settings: Settings, stages: Sequence[StageName], stop: async
         done, _ = await asyncio.wait({start, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if start in done:
             start.result()
+            if started is not None:
+                started(daemon)
             await stopper
         else:
             start.cancel()
@@ -237,3 +252,59 @@ async def run_until(settings: Settings, stages: Sequence[StageName], stop: async
                 await start
     finally:
         await daemon.stop()
+
+
+# ---- a fetch child process (fetch.processes > 1; ingestor/tools/fetchers.py supervises it) ----------
+
+_HEALTH_EVERY_S = 1.0
+
+
+def fetch_child(
+    settings: Settings, index: int, parent: int, conn: multiprocessing.connection.Connection
+) -> None:
+    """Entry point of a fetch child (spawned): the fetch stage of a daemon, reporting its health
+    to the parent through ``conn``; it logs as the parent does (``ingestor run`` put its --log-*
+    options into ``settings``) and runs ``fetch.event_loop``."""
+    die_with_parent()
+    if os.getppid() != parent:  # the parent died before the death signal was armed
+        return
+    from ingestor.logging import configure_logging
+
+    configure_logging(settings.logging.level, settings.logging.format)
+    tune_gc()
+    run_loop(_fetch_child(settings, conn), settings.fetch.event_loop)
+
+
+async def _fetch_child(settings: Settings, conn: multiprocessing.connection.Connection) -> None:
+    stop = asyncio.Event()
+    # SIGTERM/SIGINT stop the child; a second one is not a forced exit (as it is for `ingestor
+    # run`): a Ctrl-C or a `timeout` signals the whole process group, and the parent's own SIGTERM
+    # follows. The parent SIGKILLs a child still running at the end of its shutdown budget.
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    reporter: asyncio.Task[None] | None = None
+
+    def started(daemon: Daemon) -> None:
+        nonlocal reporter
+        reporter = asyncio.create_task(_report(daemon, conn), name="fetch-child-report")
+
+    try:
+        await run_until(settings, ["fetch"], stop, started=started)
+    finally:
+        if reporter is not None:
+            reporter.cancel()
+        with contextlib.suppress(OSError):
+            conn.close()
+
+
+async def _report(daemon: Daemon, conn: multiprocessing.connection.Connection) -> None:
+    """The child's fetch health to the parent, every second (a pipe write of a small object)."""
+    while True:
+        stage = daemon.stages.get("fetch")
+        health = getattr(stage, "health", None)
+        try:
+            conn.send(health() if callable(health) else None)
+        except (OSError, ValueError):  # the parent is gone; PR_SET_PDEATHSIG stops us
+            return
+        await asyncio.sleep(_HEALTH_EVERY_S)

@@ -2,8 +2,9 @@
 
 A newcomer should see the daemon do its job within a minute, with no Kafka and no internet:
 the embedded broker, a loopback newsroom whose pages gain and correct posts while they
-watch, the three stages exactly as ``ingestor run`` starts them, and one readable line per
-``news.published`` event.  Events go to stdout and everything else (banner, newsroom
+watch (and whose teaser feed's entries are published with their page's full text, marked
+``[full text, N words]``), the three stages exactly as ``ingestor run`` starts them, and one
+readable line per ``news.published`` event.  Events go to stdout and everything else (banner, newsroom
 changes, logs) to stderr, so ``ingestor demo | jq`` style piping still sees only events.
 """
 
@@ -75,12 +76,24 @@ def _local_time(value: Any) -> str:
     return moment.astimezone().strftime("%H:%M:%S")
 
 
-class EventPrinter:
-    """One line per published event: item time, event/version, kind, source, title."""
+def full_text_note(item: dict[str, Any], feeds: frozenset[str]) -> str:
+    """``[full text, N words]`` for an entry of one of ``feeds`` (the newsroom's feeds, as
+    opposed to its pages) published with its linked page's text, else ''.  A page's own
+    article says ``body_source: page`` too; only a feed entry's is news here."""
+    if item.get("body_source") != "page" or item.get("source") not in feeds or item.get("parent_id"):
+        return ""
+    return f"[full text, {len(str(item.get('body') or '').split())} words]"
 
-    def __init__(self, out: TextIO) -> None:
+
+class EventPrinter:
+    """One line per published event: item time, event/version, kind, source, title, and for a
+    feed entry that came with its page's text (full text), how much text that was."""
+
+    def __init__(self, out: TextIO, feeds: frozenset[str] = frozenset()) -> None:
         self.out = out
+        self.feeds = feeds  # the ids of the sources that are feeds (their entries may get full text)
         self.counts: Counter[str] = Counter()
+        self.full_text = 0
         self._console: Any = None
         if out.isatty():
             from rich.console import Console
@@ -97,16 +110,20 @@ class EventPrinter:
             str(item.get("source", "")),
             str(item.get("title", "")),
         )
+        note = full_text_note(item, self.feeds)
+        self.full_text += bool(note)
         if self._console is None:
-            self.out.write(f"{when}  {tag:<11} {kind:<12} {source:<18} {title}\n")
+            lead = f"{note} " if note else ""
+            self.out.write(f"{when}  {tag:<11} {kind:<12} {source:<18} {lead}{title}\n")
             self.out.flush()
             return
         from rich.markup import escape
 
         colour = "green" if event == "created" else "yellow"
+        lead = f"[bold blue]{escape(note)}[/] " if note else ""
         self._console.print(
             f"[dim]{when}[/]  [bold {colour}]{tag:<11}[/] [cyan]{kind:<12}[/] "
-            f"[magenta]{escape(source):<18}[/] {escape(title)}",
+            f"[magenta]{escape(source):<18}[/] {lead}{escape(title)}",
             no_wrap=True,
             overflow="ellipsis",  # one line per event, however narrow the terminal
         )
@@ -136,8 +153,9 @@ def _note(err: TextIO, text: str) -> None:
 
 async def run_demo(
     stop: asyncio.Event, *, duration: float | None, pace: float, out: TextIO, err: TextIO
-) -> Counter[str]:
-    """Newsroom, pipeline and printer until ``stop`` is set or ``duration`` has passed."""
+) -> EventPrinter:
+    """Newsroom, pipeline and printer until ``stop`` is set or ``duration`` has passed; the
+    printer keeps the counts."""
     from ingestor.demo.newsroom import Newsroom, NewsroomServer
     from ingestor.tools.daemon import Daemon
 
@@ -146,11 +164,19 @@ async def run_demo(
     newsroom.seed(started)
     server = NewsroomServer(newsroom, started)
     base = await server.start()
-    daemon = Daemon(demo_settings(server.feeds(FETCH_INTERVAL_S)))
-    printer = EventPrinter(out)
+    server.on_story_fetch = lambda path, n: _note(
+        err, f"  newsroom: the pipeline fetched the story page {path}" + (f" ({n} times)" if n > 1 else "")
+    )
+    feeds = server.feeds(FETCH_INTERVAL_S)
+    daemon = Daemon(demo_settings(feeds))
+    printer = EventPrinter(out, frozenset(str(f["id"]) for f in feeds if f["format"] == "feed"))
     tasks: list[asyncio.Task[None]] = []
     try:
-        _note(err, f"newsroom: {base} (a live text page, an HTML live blog, an RSS and an Atom feed)")
+        _note(
+            err,
+            f"newsroom: {base} (a live text page, an HTML live blog, an RSS and an Atom feed, and a "
+            "teaser feed whose stories the pipeline fetches from their pages: full text)",
+        )
         _note(err, "starting the embedded broker and the pipeline ...")
         starting = asyncio.create_task(daemon.start())
         stopping = asyncio.create_task(stop.wait())
@@ -159,7 +185,7 @@ async def run_demo(
             starting.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await starting
-            return printer.counts
+            return printer
         stopping.cancel()
         starting.result()
         assert daemon.connection is not None
@@ -174,7 +200,7 @@ async def run_demo(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), duration)
         await asyncio.sleep(0.3)  # let the printer catch the last events already published
-        return printer.counts
+        return printer
     finally:
         for task in tasks:
             task.cancel()
@@ -199,19 +225,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_level, "auto", stream=sys.stderr)
 
-    async def main() -> Counter[str]:
+    async def main() -> EventPrinter:
         stop = asyncio.Event()
         install_signal_handlers(asyncio.get_running_loop(), stop)
         return await run_demo(stop, duration=args.duration, pace=args.pace, out=sys.stdout, err=sys.stderr)
 
     try:
-        counts = asyncio.run(main())
+        printer = asyncio.run(main())
     except Exception as exc:
         log.error("demo_failed", error=f"{type(exc).__name__}: {exc}")
         return 1
+    counts = printer.counts
     _note(
         sys.stderr,
         f"demo stopped: {sum(counts.values())} events "
-        f"({counts.get('created', 0)} created, {counts.get('updated', 0)} updated)",
+        f"({counts.get('created', 0)} created, {counts.get('updated', 0)} updated; "
+        f"{printer.full_text} with the full text of their page)",
     )
     return 0

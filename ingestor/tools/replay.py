@@ -60,7 +60,7 @@ async def replay_range(
     async with connection.reader() as reader:
         try:
             producer = await connection.start_producer()
-            await pin_producer_topics(producer, [settings.topics.items])
+            await pin_producer_topics(producer, [settings.topics.items, settings.topics.article_requests])
             tps = await reader.partitions_of(settings.topics.raw)
             starts, fallback = await reader.verified_starts(tps, since_ms)
             report.partitions_scanned_from_start = sorted(tp.partition for tp in fallback)
@@ -112,4 +112,5 @@ async def _handle(stage: ParseStage, record: ConsumerRecord[bytes, bytes], repor
             error_type=error_type,
             error=message[:300],
         )
-        return []
+        # what a refused record still owes downstream (a teaser entry whose page was refused)
+        return exc.outputs if isinstance(exc, Refused) else []

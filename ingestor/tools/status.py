@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ingestor.config import Settings
-from ingestor.fetch.store import load_states
+from ingestor.fetch.article_state import decode as decode_article
+from ingestor.fetch.store import load_states, read_latest
 from ingestor.kafka import KafkaConnection, committed_offsets, describe_groups
 
 
@@ -36,13 +37,15 @@ async def gather_status(settings: Settings, bootstrap: str) -> dict[str, Any]:
     topics = settings.topics
     async with connection.reader() as reader:
         by_topic = {
-            t: await reader.partitions_of(t) for t in (topics.raw, topics.items, topics.published, topics.dlq)
+            t: await reader.partitions_of(t)
+            for t in (topics.raw, topics.items, topics.published, topics.dlq, topics.article_requests)
         }
         ends = await reader.peek_ends([tp for tps in by_topic.values() for tp in tps])
 
     stage_groups = [
         ("parse", settings.parse.group_id, topics.raw),
         ("dedup", settings.dedup.group_id, topics.items),
+        ("articles", settings.full_text.group_id, topics.article_requests),
     ]
     described, other_groups = await describe_groups(connection, [g for _, g, _ in stage_groups])
     groups = []
@@ -75,6 +78,7 @@ async def gather_status(settings: Settings, bootstrap: str) -> dict[str, Any]:
         "groups": groups,
         "other_groups": other_groups,
         "feeds": await _feeds(connection, settings),
+        "articles": await _articles(connection, settings),
         "published": {
             "topic": topics.published,
             "messages": sum(e.messages for e in published),
@@ -116,6 +120,27 @@ async def _feeds(connection: KafkaConnection, settings: Settings) -> dict[str, A
         "failing": sorted(failing, key=lambda f: -int(f["failures"])),
         "never_fetched": sorted(set(configured) - set(states)),
     }
+
+
+async def _articles(connection: KafkaConnection, settings: Settings) -> dict[str, Any]:
+    """Entries waiting for their linked page, as the article-state topic records them."""
+    topic = settings.full_text.state_topic
+    async with connection.reader() as reader:
+        exists = bool(await reader.partitions_of(topic))
+    if not exists:
+        return {"source": None, "pending": 0, "fallback": 0, "done": 0, "failed": 0, "oldest_pending_s": None}
+    records = await read_latest(connection, topic, timeout=10.0)
+    counts = dict.fromkeys(("pending", "fallback", "done", "failed"), 0)
+    now = datetime.now(UTC).timestamp()
+    oldest: float | None = None
+    for value in records.values():
+        state = decode_article(value)
+        if state is None:
+            continue
+        counts[state.status] += 1
+        if state.open:
+            oldest = max(oldest or 0.0, now - state.first_seen)
+    return {"source": topic, **counts, "oldest_pending_s": round(oldest, 1) if oldest is not None else None}
 
 
 def _shown(value: Any) -> str:
@@ -171,6 +196,14 @@ def render_table(status: dict[str, Any]) -> None:
         console.print(f"Never fetched: {', '.join(map(_shown, feeds['never_fetched']))}")
     console.print(f"[dim]{feeds['note']}[/]")
 
+    articles = status.get("articles") or {}
+    if articles.get("source"):
+        age = articles["oldest_pending_s"]
+        console.print(
+            f"Article pages: [bold]{articles['pending']}[/] pending, {articles['fallback']} fallen back "
+            f"and still tried{f' (oldest {age:.0f} s)' if age is not None else ''}; "
+            f"{articles['done']} done, {articles['failed']} failed ({articles['source']})"
+        )
     published, dlq = status["published"], status["dlq"]
     console.print(
         f"Last publish: [bold]{published['last_publish_at'] or 'never'}[/] "

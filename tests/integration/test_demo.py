@@ -1,4 +1,5 @@
-"""`ingestor demo` as a newcomer runs it: events appear, edits show as updates, nothing is left behind."""
+"""`ingestor demo` as a newcomer runs it: events appear, edits show as updates, teasers arrive with
+their page's full text, nothing is left behind."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from pathlib import Path
 
 from ingestor.kafka.embedded import read_records
 
-EVENT_LINE = re.compile(r"^\d\d:\d\d:\d\d  (created|updated) v(\d+)\s+(article|live_update)\s+(\S+)\s+\S.*$")
+EVENT_LINE = re.compile(
+    r"^\d\d:\d\d:\d\d  (created|updated) v(\d+)\s+(article|live_update)\s+(\S+)\s+"
+    r"(\[full text, \d+ words\] )?\S.*$"
+)
 
 
 def _alive(pid: int) -> bool:
@@ -48,10 +52,25 @@ def test_demo_prints_created_and_updated_events_and_leaves_no_broker(tmp_path: P
     lines = out.splitlines()
     assert lines and all(EVENT_LINE.match(line) for line in lines), "stdout is not only event lines:\n" + out
     events = [EVENT_LINE.match(line).groups() for line in lines]  # type: ignore[union-attr]
-    assert any(event == "created" and version == "1" for event, version, _, _ in events)
-    assert any(event == "updated" and int(version) >= 2 for event, version, _, _ in events), out
-    sources = {source for _, _, _, source in events}
-    assert {"demo-city-live", "demo-harbour-live", "demo-city-rss", "demo-science-atom"} <= sources, out
-    assert "demo stopped:" in err
+    assert any(event == "created" and version == "1" for event, version, _, _, _ in events)
+    assert any(event == "updated" and int(version) >= 2 for event, version, _, _, _ in events), out
+    sources = {source for _, _, _, source, _ in events}
+    assert {
+        "demo-city-live",
+        "demo-harbour-live",
+        "demo-city-rss",
+        "demo-science-atom",
+        "demo-city-stories",
+    } <= sources, out
+    # The teaser feed's entries come once each, with their page's text; no other feed's do.
+    stories = [
+        (event, version, note) for event, version, _, source, note in events if source == "demo-city-stories"
+    ]
+    assert stories and all(
+        event == "created" and version == "1" and note for event, version, note in stories
+    ), out
+    assert not any(note for _, _, _, source, note in events if source != "demo-city-stories"), out
+    assert "demo stopped:" in err and f"{len(stories)} with the full text of their page" in err
+    assert "the pipeline fetched the story page /stories/" in err and " times)" not in err, err  # once each
     assert not any(_alive(pid) for pid in broker_pids), "the embedded broker outlived the demo"
     assert read_records(state) == []

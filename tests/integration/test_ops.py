@@ -151,7 +151,10 @@ async def test_metrics_probes_and_status(broker_address: str, tmp_path: Path) ->
             assert {g["stage"]: g["group"] for g in doc["groups"]} == {
                 "parse": settings.parse.group_id,
                 "dedup": settings.dedup.group_id,
+                "articles": settings.full_text.group_id,  # the fetch stage's article fetcher
             }
+            assert doc["articles"]["source"] == settings.full_text.state_topic
+            assert doc["articles"]["pending"] == 0
             assert all(g["members"] == 1 for g in doc["groups"]), doc["groups"]
             assert doc["published"]["messages"] == 2 and doc["published"]["last_publish_at"]
             assert doc["dlq"]["messages"] == 1

@@ -78,6 +78,7 @@ class Health:
     in_flight: int = 1
     waiting_for_host: int = 0
     overdue_seconds: float = 2.5
+    articles_pending: int | None = 3
 
 
 class FetchStage:
@@ -98,6 +99,7 @@ def test_stage_collector_reads_current_state_at_scrape_time() -> None:
     }
     assert found[("ingestor_consumer_lag", (("partition", "2"), ("stage", "dedup"), ("topic", "items")))] == 7
     assert found[("ingestor_consumer_assigned_partitions", (("stage", "dedup"),))] == 1
+    assert found[("ingestor_articles_pending", ())] == 3
     assert found[("ingestor_broker_connected", (("stage", "dedup"),))] == 1
     assert found[("ingestor_stage_up", (("stage", "fetch"),))] == 1
     assert found[("ingestor_dedup_state_items", ())] == 42
