@@ -25,20 +25,19 @@ else) and the ratio; then the server alone under ``--capacity-clients`` bare loo
 which shows it can serve more than the fetchers ask.  ``--reader-feeds N`` adds the
 comparison with lemon24/reader (``pip install reader``; off by default).
 
-Sample output (2 cores shared with other helpers' test runs, so the rates are low; the
-server's count matching the fetchers' and the ratios are the point):
+Sample output (2 cores, nothing else running; the targets are not met yet: see the numbers):
 
-    100000 feeds, 5000 hosts, every 20s; 2 fetch processes; seeded the feeds and their state in 15s
-    [asyncio] fetches/s: 966 by the fetchers (into the broker), 965 answered by the server (target 5000)
-    [asyncio] CPU s per 1,000 fetches (all fetch processes): 1.04; RSS 270 + 269 = 539 MiB
-    [asyncio] p99 lateness (last 10k dispatches per process): 48.85 s
-    [uvloop] fetches/s: 762 by the fetchers (into the broker), 786 answered by the server (target 5000)
-    [uvloop] CPU s per 1,000 fetches (all fetch processes): 1.15; RSS 280 + 279 = 559 MiB
-    bare aiohttp conditional-GET loop (1 process, 64 in flight): 2699/s (2665/s answered by the
-        server), 0.256 CPU s per 1,000
-    [asyncio] ratio, fetch stage / bare loop: 0.36 in fetches/s (goal >= 0.45); 0.25 in CPU per fetch
-    [uvloop] ratio, fetch stage / bare loop: 0.28 in fetches/s (goal >= 0.45); 0.22 in CPU per fetch
-    server capacity (2 bare loops at once, counted at the server): 2389 requests/s
+    100000 feeds, 5000 hosts, every 20s; 2 fetch processes; seeded the feeds and their state in 10s
+    [asyncio] fetches/s: 1722 by the fetchers (into the broker), 1678 answered by the server (target 5000)
+    [asyncio] CPU s per 1,000 fetches (all fetch processes): 0.80; RSS 214 + 216 = 430 MiB
+    [asyncio] p99 lateness (last 10k dispatches per process): 46.67 s
+    [uvloop] fetches/s: 1550 by the fetchers (into the broker), 1538 answered by the server (target 5000)
+    [uvloop] CPU s per 1,000 fetches (all fetch processes): 0.89; RSS 217 + 215 = 432 MiB
+    bare aiohttp conditional-GET loop (1 process, 64 in flight): 4567/s (4550/s answered by the
+        server), 0.217 CPU s per 1,000
+    [asyncio] ratio, fetch stage / bare loop: 0.38 in fetches/s (goal >= 0.45); 0.27 in CPU per fetch
+    [uvloop] ratio, fetch stage / bare loop: 0.34 in fetches/s (goal >= 0.45); 0.24 in CPU per fetch
+    server capacity (2 bare loops at once, counted at the server): 4633 requests/s
 """
 
 from __future__ import annotations

@@ -37,14 +37,14 @@ not per feed: ``consumers/parse/service.py``, ``parse_order_key``), so one feed 
 feeds use the parse workers alike; the rate is bound by the extraction's CPU (100-700 ms per
 page on these real pages, 2 cores).
 
-Sample output (2 cores shared with other work, so the rates are indicative only):
+Sample output (2 cores, nothing else running; all 180 published with the page's text):
 
     $ python bench/fulltext.py
     180 teaser entries in 1 feed(s) -> articles-dev pages on 127.0.0.1; embedded broker, all stages \
 in one process, 2 parse worker(s), full_text.concurrency 16
     published: 180 of 180 (body_source page: 180)
-    full-text entries/s: 7.4  (180 in 24.3 s)
-    entry listed -> published: p50 15.20 s, max 24.33 s
+    full-text entries/s: 25.0  (180 in 7.2 s)
+    entry listed -> published: p50 4.28 s, max 7.19 s
     |                        |           pipeline |  trafilatura 2.3.1 |
     |------------------------|--------------------|--------------------|
     | body precision         |              0.962 |              0.944 |
@@ -54,8 +54,8 @@ in one process, 2 parse worker(s), full_text.concurrency 16
 
     $ python bench/fulltext.py --feeds 8
     ...
-    full-text entries/s: 20.2  (180 in 8.9 s)
-    entry listed -> published: p50 5.24 s, max 8.69 s
+    full-text entries/s: 22.2  (180 in 8.1 s)
+    entry listed -> published: p50 4.42 s, max 7.64 s
     (the same body table)
 """
 
