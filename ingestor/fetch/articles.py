@@ -29,7 +29,6 @@ from datetime import UTC, datetime
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 
 from ingestor import headers as hdr
 from ingestor.config import FeedConfig, Settings
@@ -54,6 +53,7 @@ from ingestor.fetch.http import Fetcher, FetchResult
 from ingestor.fetch.raw import fetch_headers
 from ingestor.fetch.robots import RobotsCache
 from ingestor.kafka import KafkaConnection, StaticMember
+from ingestor.kafka.rebalance import PartitionListener
 from ingestor.models import format_utc
 from ingestor.ops import metrics
 from ingestor.supervise import Backoff, supervise
@@ -80,17 +80,6 @@ class ArticleStats:
 
     def bump(self, table: dict[str, int], key: str) -> None:
         table[key] = table.get(key, 0) + 1
-
-
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, owner: ArticleFetcher) -> None:
-        self._owner = owner
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._owner.revoked({tp.partition for tp in revoked})
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self._owner.assigned({tp.partition for tp in assigned})
 
 
 class ArticleFetcher:
@@ -218,7 +207,7 @@ class ArticleFetcher:
                 heartbeat_interval_ms=int(cfg.heartbeat_interval * 1000),
                 max_partition_fetch_bytes=4 * 1024 * 1024,
             )
-            consumer.subscribe([self.requests_topic], listener=_Listener(self))
+            consumer.subscribe([self.requests_topic], listener=PartitionListener(self))
             self._consumer = consumer
             self._joined = False
             await consumer.start()

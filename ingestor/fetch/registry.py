@@ -18,7 +18,6 @@ from typing import Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 
 from ingestor.config import FeedConfig, Settings
 from ingestor.fetch import shard
@@ -26,6 +25,7 @@ from ingestor.fetch.feeds import FeedRefused, bind_config_secrets, decode_feed, 
 from ingestor.fetch.state import SavedState
 from ingestor.fetch.store import load_states, partition_count
 from ingestor.kafka import KafkaConnection, StaticMember
+from ingestor.kafka.rebalance import PartitionListener
 from ingestor.supervise import Backoff, supervise
 
 log = structlog.get_logger("ingestor.fetch")
@@ -42,17 +42,6 @@ class FeedSink(Protocol):
     def resume_feeds(self, feed_ids: Iterable[str]) -> None: ...
     async def settle(self, feed_ids: Iterable[str]) -> None: ...
     def set_state_partitions(self, count: int) -> None: ...
-
-
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, registry: FeedRegistry) -> None:
-        self._registry = registry
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._registry.revoked({tp.partition for tp in revoked})
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self._registry.assigned({tp.partition for tp in assigned})
 
 
 class FeedRegistry:
@@ -131,7 +120,7 @@ class FeedRegistry:
             heartbeat_interval_ms=int(cfg.heartbeat_interval * 1000),
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
-        consumer.subscribe([self._topic], listener=_Listener(self))
+        consumer.subscribe([self._topic], listener=PartitionListener(self))
         await consumer.start()
         log.info(
             "fetch_registry_joining",
