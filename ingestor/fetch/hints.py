@@ -7,6 +7,7 @@ because a hint can only ever widen the schedule and a bad one must not break a f
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -85,10 +86,10 @@ def rss_ttl(body: bytes | None) -> float | None:
     return minutes * 60.0 if minutes > 0 else None
 
 
-def from_response(headers_lower: dict[str, str], body: bytes | None, now: datetime) -> Hints:
+def from_response(headers: Mapping[str, str], body: bytes | None, now: datetime) -> Hints:
     return Hints(
-        max_age=cache_max_age(headers_lower.get("cache-control")),
-        expires=expires_in(headers_lower.get("expires"), headers_lower.get("date"), now),
+        max_age=cache_max_age(headers.get("cache-control")),
+        expires=expires_in(headers.get("expires"), headers.get("date"), now),
         ttl=rss_ttl(body),
-        retry_after=retry_after(headers_lower.get("retry-after"), now),
+        retry_after=retry_after(headers.get("retry-after"), now),
     )

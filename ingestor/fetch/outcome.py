@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import re
 import socket
+from collections.abc import Mapping
 from enum import StrEnum
 
 
@@ -103,18 +104,35 @@ _CHALLENGE_MARKERS: tuple[tuple[bytes, str], ...] = (
 )
 _SNIFF_BYTES = 16 * 1024
 _XML_FEED_ROOT = re.compile(rb"<(?:[a-z0-9_-]+:)?(rss|feed|rdf)\b", re.IGNORECASE)
-_HTML_START = re.compile(
-    rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)\b", re.IGNORECASE | re.DOTALL
-)
+_SPACE = re.compile(rb"\s*")
+_HTML_TAG = re.compile(rb"<(?:!doctype\s+html|html|head|body)\b", re.IGNORECASE)
 
 
-def bot_wall(headers_lower: dict[str, str], body: bytes) -> str | None:
+def starts_as_html(head: bytes) -> bool:
+    """Whether ``head`` opens as an HTML page, after whitespace and comments.
+
+    A scan, not one regex: ``(?:<!--.*?-->\\s*)*`` backtracks exponentially on a run of
+    comments that leads nowhere (a few hundred ``<!-- -->`` held the fetch loop for minutes).
+    Each comment ends at its first ``-->``, as in HTML; the work is linear in ``head``.
+    """
+    pos = 0
+    while True:
+        pos = _SPACE.match(head, pos).end()  # type: ignore[union-attr]  # \s* always matches
+        if not head.startswith(b"<!--", pos):
+            return _HTML_TAG.match(head, pos) is not None
+        end = head.find(b"-->", pos + 4)
+        if end < 0:
+            return False
+        pos = end + 3
+
+
+def bot_wall(headers: Mapping[str, str], body: bytes) -> str | None:
     """The name of the bot wall this response is, if it is one.
 
     Such pages are never the news, whatever format the feed is configured as, so they are
     recognised for every feed (and whatever the status: challenges come as 200, 403 or 503).
     """
-    if headers_lower.get("cf-mitigated", "").lower() == "challenge":
+    if headers.get("cf-mitigated", "").lower() == "challenge":
         return "cloudflare challenge"
     head = body[:_SNIFF_BYTES].lower()
     for marker, name in _CHALLENGE_MARKERS:
@@ -134,7 +152,7 @@ def not_a_feed(content_type: str | None, body: bytes) -> str | None:
         return "empty body"
     if head.startswith((b"{", b"[")):
         return None  # JSON Feed
-    if _HTML_START.match(head):
+    if starts_as_html(head):
         return "html page served as a feed"
     if _XML_FEED_ROOT.search(head):
         return None

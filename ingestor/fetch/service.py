@@ -41,7 +41,7 @@ from ingestor.fetch.raw import RawSink
 from ingestor.fetch.recorder import Recorder
 from ingestor.fetch.registry import FeedRegistry
 from ingestor.fetch.schedule import DueQueue, first_delay
-from ingestor.fetch.state import SavedState
+from ingestor.fetch.state import SavedState, adopted
 from ingestor.fetch.status import FeedStatus, FetchHealth, StageStats, feed_status
 from ingestor.kafka import KafkaConnection, pin_producer_topics
 
@@ -268,6 +268,7 @@ class FetchStage:
                 previous.sha256,
             )
             previous.apply_to(state.timing)
+            state.saved_material, state.saved_at = adopted(previous, self.instance)
             if self._push is not None:
                 state.recent = self._push.window(previous.recent)
                 if previous.websub is not None:
@@ -313,6 +314,7 @@ class FetchStage:
             saved.apply_to(state.timing)
             if self._push is not None:
                 state.recent = self._push.window(saved.recent)
+            state.saved_material, state.saved_at = adopted(saved, self.instance)
             state.history.extend(AttemptRecord.restored(a) for a in saved.attempts)
             if saved.next_due is not None:  # overdue (its owner died): soon, spread over a second
                 spread = min(state.timing.interval, 1.0) * self._rand()

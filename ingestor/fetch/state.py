@@ -11,7 +11,7 @@ Pure: encoding and decoding only; ``store`` does the I/O.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ingestor.fetch.schedule import FeedTiming
@@ -102,18 +102,45 @@ def material(state: SavedState) -> tuple[object, ...]:
     periodically instead (see ``due_for_saving``), since losing a minute of them costs at most
     one early fetch after a restart.
     """
+    return material_of(
+        state.url, state.etag, state.last_modified, state.sha256, state.failures, state.change_interval,
+        state.last_change_at, state.instance, state.websub, state.recent,
+    )  # fmt: skip
+
+
+def material_of(
+    url: str,
+    etag: str | None,
+    last_modified: str | None,
+    sha256: str | None,
+    failures: int,
+    change_interval: float | None,
+    last_change_at: float | None,
+    instance: str | None,
+    websub: SubscriptionState | None,
+    recent: tuple[str, ...],
+) -> tuple[object, ...]:
+    """``material`` of the record these fields would make, without making it (see ``decide``)."""
     return (
-        state.url,
-        state.etag,
-        state.last_modified,
-        state.sha256,
-        state.failures,
-        state.change_interval,
-        state.last_change_at,
-        state.instance,
-        state.websub,
-        state.recent,
+        url,
+        etag,
+        last_modified,
+        sha256,
+        failures,
+        change_interval,
+        last_change_at,
+        instance,
+        websub,
+        recent,
     )
+
+
+def adopted(saved: SavedState, instance: str) -> tuple[tuple[object, ...], float]:
+    """(material, saved at) for a feed resumed from ``saved`` by ``instance``: the record already
+    in the topic counts as this instance's last write.  A restart or a handover of 100,000 feeds
+    then writes only the records whose material changed, not one per feed; the owner's name in
+    the record (``feeds status`` shows it) follows with the next periodic refresh."""
+    return material(replace(saved, instance=instance)), saved.saved_at
 
 
 def due_for_saving(
@@ -123,9 +150,10 @@ def due_for_saving(
     now: float,
     every: float,
 ) -> bool:
-    """Write a state record on a material change, on this instance's first save of the feed, and
-    otherwise at most every ``every`` seconds. Without this the fetch-state topic would take one
-    record per fetch (a thousand a second at 100k feeds) for nothing but a moved due time."""
+    """Write a state record on a material change, on this instance's first save of a feed it did
+    not resume from a record (see ``adopted``), and otherwise at most every ``every`` seconds.
+    Without this the fetch-state topic would take one record per fetch (a thousand a second at
+    100k feeds) for nothing but a moved due time."""
     return previous is None or previous != current or now - saved_at >= every
 
 

@@ -318,12 +318,19 @@ def _remove_feeds(family: Counter | Gauge, feeds: frozenset[str]) -> None:
         family.remove(*values)
 
 
+#: outcome -> its (FETCHES, FETCH_DURATION) series; outcomes are a closed set, never removed
+_fetch_children: dict[str, tuple[Counter, Histogram]] = {}
+
+
 def observe_fetch(
     feed: str, outcome: str, *, success: bool, duration_s: float, size: int, failures: int
 ) -> None:
     """Everything one ``feed_fetched`` line says, as metrics; per-feed only when allowlisted."""
-    FETCHES.labels(outcome).inc()
-    FETCH_DURATION.labels(outcome).observe(max(0.0, duration_s))
+    children = _fetch_children.get(outcome)
+    if children is None:  # ``labels()`` takes a lock and builds a key: once per outcome, not per fetch
+        children = _fetch_children[outcome] = (FETCHES.labels(outcome), FETCH_DURATION.labels(outcome))
+    children[0].inc()
+    children[1].observe(max(0.0, duration_s))
     FETCH_BYTES.inc(max(0, size))
     if feed in _labeled_feeds:
         FEED_FETCHES.labels(feed, outcome).inc()

@@ -34,7 +34,7 @@ from ingestor.fetch.hints import Hints
 from ingestor.fetch.http import FetchResult
 from ingestor.fetch.outcome import Outcome
 from ingestor.fetch.schedule import Policy
-from ingestor.fetch.state import SubscriptionState, material
+from ingestor.fetch.state import SubscriptionState, adopted, material
 from ingestor.fetch.websub_protocol import body_key, remember
 
 NOW = 1_700_000_000.0
@@ -226,6 +226,29 @@ def test_whether_to_persist_material_changes_at_once_the_rest_at_the_refresh() -
     assert later.persist  # refreshed every state_refresh
     failing = poll(state, fetched(Outcome.TIMEOUT, None, status=None), now=NOW + 60)
     assert failing.persist  # the backoff is material: a restart must not hammer a dead host
+
+
+def test_a_feed_resumed_from_its_record_is_not_written_again_until_something_moves() -> None:
+    state = feed_state()
+    first = poll(state, fetched(), now=NOW)
+    assert first.record is not None
+    record = replace(first.record, instance="previous-owner:7")  # what the topic holds
+    resumed = feed_state(etag=record.etag, sha256=record.sha256)
+    record.apply_to(resumed.timing)
+    resumed.saved_material, resumed.saved_at = adopted(record, POLICY.instance)
+    assert not poll(resumed, fetched(Outcome.NOT_MODIFIED, None, status=304), now=NOW + 60).persist
+    assert poll(resumed, fetched(Outcome.NOT_MODIFIED, None, status=304), now=NOW + 300).persist  # refresh
+    assert poll(resumed, fetched(Outcome.TIMEOUT, None, status=None), now=NOW + 60).persist  # material
+    fresh = feed_state(etag=record.etag, sha256=record.sha256)  # no record to resume from
+    record.apply_to(fresh.timing)
+    assert poll(fresh, fetched(Outcome.NOT_MODIFIED, None, status=304), now=NOW + 60).persist
+
+
+def test_the_record_is_built_only_when_it_is_written() -> None:
+    state = feed_state()
+    adopt(state, poll(state, fetched()))
+    quiet = poll(state, fetched(Outcome.NOT_MODIFIED, None, status=304), now=NOW + 60)
+    assert not quiet.persist and quiet.record is None and quiet.material is not None
 
 
 def test_the_record_keeps_only_the_configured_number_of_attempts() -> None:
