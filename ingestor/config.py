@@ -235,12 +235,12 @@ class KafkaConfig(_Section):
         "host name. Must differ between hosts: two hosts with one name would own the same partitions",
     )
     session_timeout: PositiveDuration = Field(
-        default=10.0,
+        default=8.0,
         description="parse and dedup: a member silent this long leaves its group; on the embedded broker a "
         "static member's rejoin takes half of it + 3 s; under 8 s members join as dynamic ones",
     )
     heartbeat_interval: PositiveDuration = Field(
-        default=3.0, description="parse and dedup: how often a member tells its group it is alive"
+        default=2.0, description="parse and dedup: how often a member tells its group it is alive"
     )
     max_wait: PositiveDuration | None = Field(
         default=None,
@@ -488,11 +488,11 @@ class FetchConfig(_Section):
         "(ingestor-fetch.<feeds topic> when topics.feeds is not news.feeds)",
     )
     session_timeout: PositiveDuration = Field(
-        default=10.0,
+        default=8.0,
         description="a dead fetcher's feeds move after this; a restarted one gets them back sooner "
         "(kafka.static_membership; on the embedded broker in half of it + 3 s)",
     )
-    heartbeat_interval: PositiveDuration = 3.0
+    heartbeat_interval: PositiveDuration = 2.0
     processes: int | None = Field(
         default=None,
         ge=1,

@@ -316,8 +316,10 @@ class FetchStage:
                 state.recent = self._push.window(saved.recent)
             state.saved_material, state.saved_at = adopted(saved, self.instance)
             state.history.extend(AttemptRecord.restored(a) for a in saved.attempts)
-            if saved.next_due is not None:  # overdue (its owner died): soon, spread over a second
-                spread = min(state.timing.interval, 1.0) * self._rand()
+            if saved.next_due is not None:
+                # overdue (its owner died): soon, spread so that a handover of thousands of feeds
+                # is no burst: a millisecond per feed held, up to a second (one feed: at once)
+                spread = min(state.timing.interval, 1.0, len(self._states) / 1000) * self._rand()
                 self._queue.schedule(feed.id, max(saved.next_due, now + spread))
             if saved.websub is not None and self._push is not None:  # subscribe with our callback
                 self._push.adopt(feed.id, saved.websub)

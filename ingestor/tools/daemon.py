@@ -180,8 +180,12 @@ class Daemon:
                     await require_topics(self.connection, self.settings.topics)
                 if "dedup" in self.stage_names:
                     await check_copartitioned(self.connection, self.settings)
-        for name in self.stage_names:
-            stage = build_stage(name, self.settings, self.connection)
+        built = {name: build_stage(name, self.settings, self.connection) for name in self.stage_names}
+        for name, stage in built.items():
+            if isinstance(stage, FetchProcesses):  # the children start first: they take longest
+                stage.spawn()
+                self.stages[name] = stage  # stopped with the rest, even if a later start fails
+        for name, stage in built.items():
             async for attempt in _until_the_broker_answers(f"start {name}"):
                 with attempt:
                     await stage.start()

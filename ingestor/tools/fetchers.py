@@ -158,12 +158,20 @@ class FetchProcesses:
         )
         return child
 
-    async def start(self) -> None:
-        """Start every child and wait (bounded) until each fetches; a late one is not an error."""
+    def spawn(self) -> None:
+        """Start every child, without waiting: ``ingestor run`` calls it before it starts its other
+        stages, so that the children's interpreter start and group joins (seconds) overlap theirs."""
+        if self._watch is not None:
+            return
         self._stopping = False
         for index in range(self.count):
             self._children[index] = self._spawn(index)
         self._watch = asyncio.create_task(self._supervise(), name="fetch-processes")
+
+    async def start(self) -> None:
+        """Start every child (unless ``spawn`` did) and wait (bounded) until each fetches; a late
+        one is not an error."""
+        self.spawn()
         deadline = time.monotonic() + _START_WAIT_S
         while time.monotonic() < deadline and not all(c.health for c in self._children.values()):
             await asyncio.sleep(0.1)

@@ -165,7 +165,7 @@ def _problems(tmp_path: Path, text: str | bytes) -> list[str]:
             "fetch: {min_interval: 10, max_interval: 5}",
             "fetch: min_interval (10) must be <= max_interval (5)",
         ),
-        ("fetch: {heartbeat_interval: 10}", "fetch: heartbeat_interval (10) must be < session_timeout (10)"),
+        ("fetch: {heartbeat_interval: 8}", "fetch: heartbeat_interval (8) must be < session_timeout (8)"),
         (
             "kafka: {bootstrap_server: x:1}",
             "kafka.bootstrap_server: unknown key (did you mean 'bootstrap_servers'?)",
