@@ -13,9 +13,10 @@ changing body every 10 s for 3%, 0.5 s slow for 1%, 500 for 1%.  Each feed has i
 name (``h<i mod hosts>.bench.test``, resolved to 127.0.0.1 by a static resolver: nothing
 leaves loopback) so the per-host cap applies as in the wild.  Feeds start warm: their
 definitions are on the feeds topic and their fetch state (validators, next due time spread
-over one interval) on the fetch-state topic, as a running fetcher leaves them; the window
-starts after one interval or one ``fetch.state_refresh`` (whichever is longer), once every host
-has its connection and the state records are written at the rate of a running fetcher.  Each
+over one interval, last written over one ``fetch.state_refresh`` before the window) on the
+fetch-state topic, as a running fetcher leaves them, so the window writes state records at a
+running fetcher's rate; the window starts after one interval, once every host has its
+connection.  Each
 fetch process runs as ``ingestor run`` runs it: ``fetch.event_loop`` (``--loop``, ``both``
 measures asyncio and uvloop one after the other in the same run) and the raised GC threshold.
 
@@ -246,12 +247,14 @@ async def seed(args: argparse.Namespace, connection: KafkaConnection, port: int)
     producer = await connection.start_producer()
     now, rand = time.time(), random.Random(7)
     refresh = load_settings(None).fetch.state_refresh
+    warmup = args.warmup if args.warmup is not None else interval + 5
     try:
         futures = []
         for i, feed in enumerate(feeds):
             due = now + interval * rand.random()
-            # written over the last state_refresh, as a fetcher in its steady state leaves them
-            saved_at = now - refresh * rand.random()
+            # as a running fetcher leaves them at the window's start: each written (refreshed) at
+            # some time over the last fetch.state_refresh, so the window writes them at its rate
+            saved_at = now + warmup - refresh * rand.random()
             state = SavedState(url=feed.url, etag=f'"{i}-0"', last_modified=None, sha256=None,
                                failures=0, change_interval=None, last_change_at=None, next_due=due,
                                saved_at=saved_at)  # fmt: skip
@@ -291,10 +294,7 @@ async def measure_fetchers(
             )
         await asyncio.sleep(0.5)
     interval = args.feeds / args.rate
-    # steady state: every feed polled at least once, and every state record rewritten once (the
-    # refresh) since the seed, so the window sees the share of state writes a running fetcher has
-    refresh = settings.fetch.state_refresh
-    await asyncio.sleep(args.warmup if args.warmup is not None else max(interval, refresh) + 5)
+    await asyncio.sleep(args.warmup if args.warmup is not None else interval + 5)
     first, served0, t0 = drain(), answered.value, time.monotonic()
     await asyncio.sleep(args.seconds)
     last, served1, elapsed = drain(), answered.value, time.monotonic() - t0
@@ -481,7 +481,7 @@ def main() -> None:
         "--warmup",
         type=float,
         default=None,
-        help="default: one interval or fetch.state_refresh (the longer) + 5 s",
+        help="default: one interval + 5 s",
     )
     parser.add_argument("--processes", type=int, default=len(os.sched_getaffinity(0)), help="fetch processes")
     parser.add_argument("--loop", choices=["uvloop", "asyncio", "both"], default="both")

@@ -466,7 +466,7 @@ class FetchConfig(_Section):
     )
     state_attempts: int = Field(default=5, ge=0, le=50, description="recent attempts kept per feed state")
     state_refresh: Duration = Field(
-        default=60.0,
+        default=300.0,
         description="an unchanged feed's state record (schedule, attempts) is rewritten at most this often",
     )
     log_every_fetch: bool = Field(

@@ -268,7 +268,7 @@ def decide(
         if persist:
             keep = policy.state_attempts
             # the record carries this attempt too; only the attempts it keeps are unpacked
-            history = [*state.history.last(min(keep, HISTORY) - 1), attempt] if keep else []
+            attempts = (*state.history.saved_last(min(keep, HISTORY) - 1), attempt.saved()) if keep else ()
             record = SavedState(
                 url=state.feed.url,
                 etag=etag,
@@ -280,7 +280,7 @@ def decide(
                 next_due=due,
                 saved_at=now,
                 instance=policy.instance,
-                attempts=tuple(a.saved() for a in history),
+                attempts=attempts,
                 websub=websub,
                 recent=recent,
             )

@@ -162,6 +162,31 @@ class History:
         start = max(0, count - max(n, 0))
         return [self._record(i) for i in range(start, count)]
 
+    def saved_last(self, n: int) -> list[SavedAttempt]:
+        """``[a.saved() for a in self.last(n)]`` without the ``AttemptRecord``s and their datetimes
+        in between: the state record is built from these (a third of a fetch's CPU went there)."""
+        count = len(self)
+        out: list[SavedAttempt] = []
+        for i in range(max(0, count - max(n, 0)), count):
+            at, next_due, duration_ms, size, status, outcome, flags = _PACKED.unpack_from(
+                self._packed, i * _PACKED.size
+            )
+            text = self._texts[i] if self._texts else None
+            reason, via = text if text is not None else (None, "push" if flags & _PUSH else "poll")
+            out.append(
+                SavedAttempt(
+                    round(at / 1_000_000, 3),
+                    _OUTCOMES[outcome].value,
+                    None if flags & _NO_STATUS else status,
+                    duration_ms,
+                    size,
+                    reason,
+                    round(next_due / 1_000_000, 3),
+                    via,
+                )
+            )
+        return out
+
     def _record(self, i: int) -> AttemptRecord:
         at, next_due, duration_ms, size, status, outcome, flags = _PACKED.unpack_from(
             self._packed, i * _PACKED.size

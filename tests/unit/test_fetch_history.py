@@ -64,3 +64,24 @@ def _attempt_fields(rand: random.Random) -> dict[str, object]:
 def test_feed_state_starts_with_an_empty_history() -> None:
     state = FeedState(FeedConfig(id="a", url="http://a.test/"), FeedTiming(60.0, 15.0), "a.test")
     assert list(state.history) == [] and len(state.history) == 0
+
+
+def test_saved_last_is_the_saved_form_of_the_last_attempts() -> None:
+    """The state record's attempts come straight from the packed history: the same as saving each
+    ``AttemptRecord``, for every kind of attempt (reasons, vias, no status, pre-epoch times)."""
+    rand = random.Random(3)
+    history = History()
+    for _ in range(25):
+        at = datetime.fromtimestamp(rand.uniform(-1e6, 2e9), UTC) + timedelta(
+            microseconds=rand.randrange(10**6)
+        )
+        history.append(
+            AttemptRecord(
+                at, rand.choice(list(Outcome)), rand.choice([None, 200, 304, 500]), rand.random() * 100,
+                rand.randrange(10**6), rand.choice([None, "read timeout"]), rand.random() < 0.5,
+                at + timedelta(seconds=rand.random() * 300, microseconds=rand.randrange(10**6)),
+                rand.choice(["poll", "push", "article"]),
+            )
+        )  # fmt: skip
+        for n in range(12):
+            assert history.saved_last(n) == [attempt.saved() for attempt in history.last(n)]
