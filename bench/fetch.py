@@ -27,19 +27,23 @@ else) and the ratio; then the server alone under ``--capacity-clients`` bare loo
 which shows it can serve more than the fetchers ask.  ``--reader-feeds N`` adds the
 comparison with lemon24/reader (``pip install reader``; off by default).
 
-Sample output (2 cores, nothing else running; the targets are not met yet: see the numbers):
+Sample output (2 cores, nothing else running):
 
-    100000 feeds, 5000 hosts, every 20s; 2 fetch processes; seeded the feeds and their state in 10s
-    [asyncio] fetches/s: 1722 by the fetchers (into the broker), 1678 answered by the server (target 5000)
-    [asyncio] CPU s per 1,000 fetches (all fetch processes): 0.80; RSS 214 + 216 = 430 MiB
-    [asyncio] p99 lateness (last 10k dispatches per process): 46.67 s
-    [uvloop] fetches/s: 1550 by the fetchers (into the broker), 1538 answered by the server (target 5000)
-    [uvloop] CPU s per 1,000 fetches (all fetch processes): 0.89; RSS 217 + 215 = 432 MiB
-    bare aiohttp conditional-GET loop (1 process, 64 in flight): 4567/s (4550/s answered by the
-        server), 0.217 CPU s per 1,000
-    [asyncio] ratio, fetch stage / bare loop: 0.38 in fetches/s (goal >= 0.45); 0.27 in CPU per fetch
-    [uvloop] ratio, fetch stage / bare loop: 0.34 in fetches/s (goal >= 0.45); 0.24 in CPU per fetch
-    server capacity (2 bare loops at once, counted at the server): 4633 requests/s
+    100000 feeds, 5000 hosts, every 20s; 2 fetch processes; seeded the feeds and their state in 7s
+    [asyncio] fetches/s: 4963 by the fetchers (into the broker), 4974 answered by the server (target 5000)
+    [asyncio] CPU s per 1,000 fetches (all fetch processes): 0.34; RSS 231 + 231 = 462 MiB
+    [asyncio] p99 lateness (last 10k dispatches per process): 0.01 s
+    [uvloop] fetches/s: 4796 by the fetchers (into the broker), 4949 answered by the server (target 5000)
+    [uvloop] CPU s per 1,000 fetches (all fetch processes): 0.35; RSS 229 + 232 = 461 MiB
+    [uvloop] p99 lateness (last 10k dispatches per process): 0.30 s
+    bare aiohttp conditional-GET loop (1 process, 64 in flight): 7883/s (8096/s answered by the
+        server), 0.127 CPU s per 1,000
+    [asyncio] ratio, fetch stage / bare loop: 0.63 in fetches/s (goal >= 0.45); 0.37 in CPU per fetch
+    [uvloop] ratio, fetch stage / bare loop: 0.61 in fetches/s (goal >= 0.45); 0.36 in CPU per fetch
+    server capacity (2 bare loops at once, counted at the server): 12535 requests/s
+
+Asked for 6,000/s (``--rate 6000``) the two processes top out at about 4,950/s: the two cores
+are full (fetchers, server, broker).
 """
 
 from __future__ import annotations
