@@ -168,16 +168,12 @@ class History:
         count = len(self)
         out: list[SavedAttempt] = []
         for i in range(max(0, count - max(n, 0)), count):
-            at, next_due, duration_ms, size, status, outcome, flags = _PACKED.unpack_from(
-                self._packed, i * _PACKED.size
-            )
-            text = self._texts[i] if self._texts else None
-            reason, via = text if text is not None else (None, "push" if flags & _PUSH else "poll")
+            at, next_due, duration_ms, size, status, outcome, _, reason, via = self._unpack(i)
             out.append(
                 SavedAttempt(
                     round(at / 1_000_000, 3),
                     _OUTCOMES[outcome].value,
-                    None if flags & _NO_STATUS else status,
+                    status,
                     duration_ms,
                     size,
                     reason,
@@ -188,15 +184,11 @@ class History:
         return out
 
     def _record(self, i: int) -> AttemptRecord:
-        at, next_due, duration_ms, size, status, outcome, flags = _PACKED.unpack_from(
-            self._packed, i * _PACKED.size
-        )
-        text = self._texts[i] if self._texts else None
-        reason, via = text if text is not None else (None, "push" if flags & _PUSH else "poll")
+        at, next_due, duration_ms, size, status, outcome, flags, reason, via = self._unpack(i)
         return AttemptRecord(
             _EPOCH + at * _MICROSECOND,
             _OUTCOMES[outcome],
-            None if flags & _NO_STATUS else status,
+            status,
             duration_ms,
             size,
             reason,
@@ -204,6 +196,19 @@ class History:
             _EPOCH + next_due * _MICROSECOND,
             via,
         )
+
+    def _unpack(self, i: int) -> tuple[int, int, float, int, int | None, int, int, str | None, str]:
+        """Attempt ``i`` as stored: times in microseconds, the outcome's index, the flags; the
+        status (None when it had none), reason and via resolved."""
+        at, next_due, duration_ms, size, status, outcome, flags = _PACKED.unpack_from(
+            self._packed, i * _PACKED.size
+        )
+        text = self._texts[i] if self._texts else None
+        reason, via = text if text is not None else (None, "push" if flags & _PUSH else "poll")
+        return (
+            at, next_due, duration_ms, size, None if flags & _NO_STATUS else status, outcome, flags,
+            reason, via,
+        )  # fmt: skip
 
 
 @dataclass(slots=True)
