@@ -10,19 +10,29 @@ stages in one process, as shipped) polls every feed every second against the emb
 news.published gains ``feeds x rate`` items a second and news.items ``feeds x window`` (each
 entry is on the feed for window / rate polls; dedup drops the repeats).
 
-Per item published in the measured window, from the daemon's own timestamps (one clock):
+Per item published in the measured window, from the daemon's own timestamps (one clock), all
+read off the news.published message alone: the bench consumes news.published only (with a
+200 ms fetch wait), never news.raw or news.items, so that it adds next to nothing to the CPU
+and broker load it measures under (the rate into news.items is the growth of that topic's end
+offsets over the window: two list-offsets requests).
 
-* total: the published message's timestamp (dedup's producer) minus the item's ``fetched_at``
-  (taken when the fetcher had the body);
-* per hop: fetch -> the news.raw message's timestamp (produce), -> the news.items message's
-  (parse consumed it, parsed it in a worker, produced), -> the news.published message's (dedup
-  consumed, decided, produced), and -> the bench's own consumer receiving it (not in the total).
+* total: the published message's timestamp (dedup's producer) minus its ``item-fetched-at``
+  header (the item's ``fetched_at``, taken when the fetcher had the body);
+* per hop, from the lineage headers: fetch -> raw (``raw-timestamp``: the news.raw message's
+  timestamp, which parse puts on the item and dedup copies, minus ``fetched_at``), raw -> items
+  (``items-timestamp``, the news.items message's, minus ``raw-timestamp``: parse consumed it,
+  parsed it in a worker, produced), items -> published (the message's own timestamp minus
+  ``items-timestamp``: dedup consumed, decided, produced);
+* published -> bench: the bench's own consumer receiving it.  Not in the total, and mostly the
+  bench's own fetch wait (up to 200 ms); printed to show the bench keeps up.
 
 The broker's share: a probe sends a timestamped message every 20 ms through the same broker
-to a consumer with the stages' fetch settings, in the same run; its send -> receive time is a
-hop with no stage work in it.  Two such hops sit between the fetch and the publication
-(news.raw -> parse, news.items -> dedup), so twice the probe's p50 is the broker's share of the
-total p50.
+to a consumer with the fetch wait the stages get (``kafka.max_wait`` from the daemon's config,
+50 ms, unless ``INGESTOR_KAFKA__MAX_WAIT`` overrides it) from a producer with their linger
+(``kafka.linger``, 5 ms, or ``INGESTOR_KAFKA__LINGER``), in the same run; its send -> receive
+time is a hop with no stage work in it.  Two such hops sit between the fetch and the
+publication (news.raw -> parse, news.items -> dedup), so twice the probe's p50 is the broker's
+share of the total p50.
 
 ``--compare`` runs the daemon first with the settings before the latency work (what the
 environment overrides in BEFORE say), then with the shipped ones, each with its own topics.
@@ -55,6 +65,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from ingestor.config import parse_duration
 from ingestor.kafka.embedded import free_port
 
 #: The settings before the latency work, as environment overrides of `ingestor run`.
@@ -64,6 +75,23 @@ BEFORE = {
     "INGESTOR_KAFKA__STATIC_MEMBERSHIP": "false",
 }
 PROBE_EVERY_S = 0.02
+#: The daemon's fetch wait and linger, written to its config file; the probe uses them too,
+#: unless the environment overrides them (``INGESTOR_KAFKA__MAX_WAIT``, ``..._LINGER``), as it
+#: does for the daemon.  max_wait: what `ingestor run` uses on its own embedded (memory) broker,
+#: which this one is; linger: the config's default.
+KAFKA_TIMING = {"max_wait": 0.05, "linger": 0.005}
+#: The bench's own fetch wait on news.published: "published -> bench" is not in the total.
+TAP_MAX_WAIT_MS = 200
+
+
+def kafka_timing(env: dict[str, str]) -> dict[str, float]:
+    """``KAFKA_TIMING`` as the daemon gets it: the environment (the bench's, then ``env``, as
+    the daemon is started with) wins over the config file, like ``load_settings``."""
+    merged = {**os.environ, **env}
+    return {
+        key: parse_duration(merged.get(f"INGESTOR_KAFKA__{key.upper()}", value))
+        for key, value in KAFKA_TIMING.items()
+    }
 
 
 def serve(port: int, rate: float, window: int, started: float) -> None:
@@ -102,10 +130,9 @@ def serve(port: int, rate: float, window: int, started: float) -> None:
 
 def _config(workdir: Path, tag: str, bootstrap: str, port: int, feeds: int) -> Path:
     data: dict[str, Any] = {
-        # max_wait: what `ingestor run` uses on its own embedded (memory) broker, which this one is
         "kafka": {
             "bootstrap_servers": bootstrap,
-            "max_wait": 0.05,
+            **KAFKA_TIMING,
             "embedded": {"state_dir": str(workdir / "state")},
         },
         "topics": {
@@ -152,58 +179,62 @@ class Sample:
     published_bench: float
 
 
+def _ms_header(headers: dict[str, str], name: str) -> float | None:
+    """A lineage timestamp header (ms) in seconds; None if missing or not a number."""
+    try:
+        return int(headers[name]) / 1000
+    except (KeyError, ValueError):
+        return None
+
+
 @dataclass
 class Tap:
-    """Reads news.raw, news.items and news.published as the daemon writes them."""
+    """Reads news.published as the daemon writes it: each message carries its own lineage."""
 
     bootstrap: str
     tag: str
-    raw: dict[tuple[int, int], float] = field(default_factory=dict)
-    items: dict[tuple[int, int], tuple[float, int, int]] = field(default_factory=dict)
-    published: list[tuple[float, float, float, int, int]] = field(default_factory=list)  # ts, recv, fetched
+    samples_at: list[tuple[float, Sample]] = field(default_factory=list)  # (published ts, sample)
+    _consumer: AIOKafkaConsumer | None = None
 
     async def run(self) -> None:
-        topics = [f"p{self.tag}.{name}" for name in ("raw", "items", "published")]
-        consumer = await _consumer_for(self.bootstrap, topics, max_wait_ms=20)
+        self._consumer = await _consumer_for(
+            self.bootstrap, [f"p{self.tag}.published"], max_wait_ms=TAP_MAX_WAIT_MS
+        )
         try:
             while True:
-                for tp, records in (await consumer.getmany(timeout_ms=100)).items():
+                for records in (await self._consumer.getmany(timeout_ms=1000)).values():
                     received = time.time()
                     for record in records:
-                        self._take(tp.topic.rsplit(".", 1)[1], record, received)
+                        self._take(record, received)
         finally:
-            await consumer.stop()
+            await self._consumer.stop()
 
-    def _take(self, kind: str, record: ConsumerRecord[bytes, bytes], received: float) -> None:
+    def _take(self, record: ConsumerRecord[bytes, bytes], received: float) -> None:
         ts = record.timestamp / 1000
         headers = {name: value.decode("utf-8", "replace") for name, value in record.headers or ()}
-        if kind == "raw":
-            self.raw[(record.partition, record.offset)] = ts
-        elif kind == "items":
-            source = (int(headers.get("raw-partition", -1)), int(headers.get("raw-offset", -1)))
-            self.items[(record.partition, record.offset)] = (ts, *source)
-        else:
-            fetched = datetime.fromisoformat(headers["item-fetched-at"].replace("Z", "+00:00")).timestamp()
-            source = (int(headers.get("items-partition", -1)), int(headers.get("items-offset", -1)))
-            self.published.append((ts, received, fetched, *source))
+        fetched = datetime.fromisoformat(headers["item-fetched-at"].replace("Z", "+00:00")).timestamp()
+        raw = _ms_header(headers, "raw-timestamp")
+        items = _ms_header(headers, "items-timestamp")
+        sample = Sample(
+            total=ts - fetched,
+            fetch_raw=raw - fetched if raw is not None else None,
+            raw_items=items - raw if items is not None and raw is not None else None,
+            items_published=ts - items if items is not None else None,
+            published_bench=received - ts,
+        )
+        self.samples_at.append((ts, sample))
 
     def samples(self, since: float, until: float) -> list[Sample]:
-        found = []
-        for ts, received, fetched, partition, offset in self.published:
-            if not since <= ts < until:
-                continue
-            item = self.items.get((partition, offset))
-            raw = self.raw.get((item[1], item[2])) if item else None
-            found.append(
-                Sample(
-                    total=ts - fetched,
-                    fetch_raw=raw - fetched if raw is not None else None,
-                    raw_items=item[0] - raw if item and raw is not None else None,
-                    items_published=ts - item[0] if item else None,
-                    published_bench=received - ts,
-                )
-            )
-        return found
+        return [sample for ts, sample in self.samples_at if since <= ts < until]
+
+    async def items_end(self) -> int:
+        """How many records news.items holds (the sum of its end offsets): one list-offsets
+        request, where reading the topic would cost a consumer of ~1,500 messages a second."""
+        if self._consumer is None:
+            return 0
+        partitions = self._consumer.assignment()  # news.items is co-partitioned with news.published
+        tps = [TopicPartition(f"p{self.tag}.items", tp.partition) for tp in partitions]
+        return sum((await self._consumer.end_offsets(tps)).values())
 
 
 async def _consumer_for(bootstrap: str, topics: list[str], max_wait_ms: int) -> AIOKafkaConsumer:
@@ -281,8 +312,8 @@ async def run_mode(
 ) -> dict[str, Any]:
     tag = f"{mode[0]}{uuid.uuid4().hex[:6]}"
     config = _config(workdir, tag, bootstrap, port, args.feeds)
-    max_wait_ms = int(float(env.get("INGESTOR_KAFKA__MAX_WAIT", "0.1")) * 1000)
-    linger_ms = int(float(env.get("INGESTOR_KAFKA__LINGER", "0.005")) * 1000)
+    timing = kafka_timing(env)  # as `ingestor run` converts them (ingestor/kafka/connection.py)
+    max_wait_ms, linger_ms = int(timing["max_wait"] * 1000), int(timing["linger"] * 1000)
     tap = Tap(bootstrap, tag)
     probe = Probe(bootstrap, f"p{tag}.probe", max_wait_ms, linger_ms)
     log_path = workdir / f"{tag}-daemon.log"
@@ -302,14 +333,16 @@ async def run_mode(
     tasks = [asyncio.create_task(tap.run()), asyncio.create_task(probe.run())]
     try:
         deadline = time.monotonic() + 120
-        while not tap.published and time.monotonic() < deadline:
+        while not tap.samples_at and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
-        if not tap.published:
+        if not tap.samples_at:
             raise RuntimeError(f"{mode}: nothing published in 120 s; see {log_path}")
         await asyncio.sleep(args.warmup)
+        items_before = await tap.items_end()
         since = time.time()
         await asyncio.sleep(args.seconds)
         until = time.time()
+        items_in = await tap.items_end() - items_before
         await asyncio.sleep(3)  # the last ones of the window reach the tap
     finally:
         daemon.send_signal(signal.SIGTERM)
@@ -323,7 +356,6 @@ async def run_mode(
         await asyncio.gather(*tasks, return_exceptions=True)
 
     samples = tap.samples(since, until)
-    items_in = sum(1 for ts, *_ in tap.items.values() if since <= ts < until)
     probe_delays = [delay for sent, delay in probe.delays if since <= sent < until]
     totals = [s.total for s in samples]
     rate = len(samples) / args.seconds

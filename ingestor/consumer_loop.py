@@ -1,17 +1,22 @@
 """The commit-after-ack consume loop every consuming stage runs.
 
 Input is at-least-once: for each batch the loop hands every record to the stage's handler,
-sends everything the handler returned, waits until the broker acknowledged all of it, and
-only then commits the batch's offsets.  A record the handler refuses goes to the DLQ (with
-its original key, value and headers plus the reason) and counts as handled, so one poison
-message never stops a partition.  Any broker error tears the consumer down; the supervisor
-builds a new one, which resumes from the committed offsets (and re-runs the stage's
-assignment hook, e.g. dedup's state restore), so nothing half-done is ever trusted.
+sends everything the handler returned, and hands the sent batch to a commit pipeline
+(``ingestor/commit_pipeline.py``) that commits the batch's offsets only once the broker
+acknowledged all of it and every batch before it. The loop goes on with the next batch
+meanwhile, so the acknowledgement and the commit round trips are off the records' way.
+
+A record the handler refuses goes to the DLQ (with its original key, value and headers plus
+the reason) and counts as handled, so one poison message never stops a partition.  Any
+broker error tears the consumer down; the supervisor builds a new one, which resumes from the
+committed offsets (and re-runs the stage's assignment hook, e.g. dedup's state restore), so
+nothing half-done is ever trusted.
 
 While the broker is away the loop stays up: the supervisor retries with capped exponential
 backoff (reset after a healthy spell), and an idle consumer probes the broker every few seconds
 so that `health()` reports not-ready during an outage even when there is nothing to consume.
-A send that fails or times out fails the batch's ``gather``: its input is never committed.
+A send that fails or times out stops the commit pipeline: that batch's input and everything
+after it is never committed, and the loop tears the consumer down at its next step.
 
 A stage whose output must never be written twice (dedup) also has the group coordinator
 confirm, before each batch, that its generation is current (``ingestor/kafka/membership.py``);
@@ -35,6 +40,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError
 
 from ingestor import headers as hdr
+from ingestor.commit_pipeline import CommitPipeline, SentBatch
 from ingestor.config import KafkaConfig
 from ingestor.kafka import (
     KafkaConnection,
@@ -62,6 +68,9 @@ CLOSE_BUDGET_S = 2.5
 SINGLE_WRITER_DELIVERY_SHARE = 0.6
 #: after a withheld batch, wait this long before polling again (the rejoin is under way)
 WITHHELD_PAUSE_S = 0.2
+#: Batches sent and waiting for their acknowledgements at once: enough to keep the loop busy
+#: through a round trip or two, few enough that a slow broker slows the loop down.
+UNCOMMITTED_BATCHES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +100,6 @@ class Refused(Exception):
 
 class RetryableStageError(Exception):
     """Not the record's fault: tear the consumer down and retry instead of dead-lettering."""
-
-
-class DeliveryTooLate(RetryableStageError):
-    """A single writer's batch was not acknowledged in time: tear down, deliver nothing late."""
 
 
 class RecordHandler(Protocol):
@@ -233,6 +238,7 @@ class ConsumeLoop:
         self._output_topics = [*output_topics, dlq_topic]
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._pipeline: CommitPipeline | None = None
         self._batch_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -270,7 +276,8 @@ class ConsumeLoop:
         deadline = time.monotonic() + timeout
         try:
             async with asyncio.timeout(max(0.1, timeout - CLOSE_BUDGET_S)):
-                async with self._batch_lock:  # the batch in hand is done, and no new one starts
+                async with self._batch_lock:  # the batch in hand is sent, and no new one starts
+                    await self._drain("stop")  # ... and everything sent is acknowledged and committed
                     try:
                         await asyncio.wait_for(asyncio.shield(task), STOP_POLL_S)
                     except TimeoutError:
@@ -353,6 +360,7 @@ class ConsumeLoop:
         )
         producer: AIOKafkaProducer | None = None
         self._consumer = consumer
+        pipeline = self._pipeline = self._commit_pipeline(consumer)
         try:
             producer = self._producer = await self._connection.start_producer()
             await pin_producer_topics(producer, self._output_topics)
@@ -368,10 +376,11 @@ class ConsumeLoop:
                 instance=self.group_instance_id,
             )
             while not self._stopping.is_set():
+                pipeline.raise_if_failed()
                 batch = await consumer.getmany(timeout_ms=250, max_records=self._max_batch)
                 if batch:
                     async with self._batch_lock:
-                        processed = await self._process_batch(consumer, producer, batch)
+                        processed = await self._process_batch(consumer, producer, batch, pipeline)
                     if processed:
                         self._contact()
                     else:
@@ -380,13 +389,50 @@ class ConsumeLoop:
                     await self._probe(consumer)
                 self.stats.last_poll_at = time.time()
                 await metrics.sample_lag(consumer, self.stats.lag)
+            await pipeline.drain()
         except Exception:
             self.stats.restarts += 1
             metrics.STAGE_RESTARTS.labels(self.stage).inc()
             raise
         finally:
             self.stats.connected = False
+            self._pipeline = None
+            await pipeline.close()
             await self._close(consumer, producer)
+
+    def _commit_pipeline(self, consumer: AIOKafkaConsumer) -> CommitPipeline:
+        async def commit(offsets: dict[TopicPartition, int]) -> None:
+            try:
+                await consumer.commit(offsets)
+            except CommitFailedError as exc:
+                metrics.COMMIT_FAILURES.labels(self.stage).inc()
+                # The group moved on while we worked: the new owner re-reads from the last
+                # commit, and what we produced is recognised downstream by its ids.
+                log.warning("commit_failed_rebalanced", stage=self.stage, error=str(exc))
+
+        def committed(batch: SentBatch) -> None:
+            self.stats.produced += len(batch.acks)
+            self.stats.batches += 1
+            self.stats.last_batch_at = time.time()
+
+        return CommitPipeline(
+            commit,
+            depth=UNCOMMITTED_BATCHES,
+            delivery_deadline_s=self._delivery_deadline_s if self._single_writer else None,
+            on_committed=committed,
+        )
+
+    async def _drain(self, why: str) -> None:
+        """Wait until every sent batch is acknowledged and committed (before partitions move, or
+        on stop). A failure here is the loop's to act on; the input stays uncommitted either way."""
+        pipeline = self._pipeline
+        if pipeline is None:
+            return
+        try:
+            await pipeline.drain()
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("uncommitted_batches", stage=self.stage, during=why, error=error)
 
     async def _probe(self, consumer: AIOKafkaConsumer) -> None:
         """An idle consumer cannot tell a quiet topic from a dead broker; a metadata request can.
@@ -448,9 +494,10 @@ class ConsumeLoop:
     # ---- rebalance -------------------------------------------------------------------------
 
     async def handle_revoked(self, revoked: set[TopicPartition]) -> None:
-        # Waiting for the batch lock means the batch in hand is produced, acked and committed
-        # before the partitions move: the next owner starts exactly after it.
+        # Waiting for the batch lock and the pipeline means every batch handled is produced, acked
+        # and committed before the partitions move: the next owner starts exactly after it.
         async with self._batch_lock:
+            await self._drain("revoke")
             self._revoked_pending |= revoked
             self.stats.assigned -= revoked
             self.stats.assigned_at = None
@@ -474,8 +521,11 @@ class ConsumeLoop:
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
         batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+        pipeline: CommitPipeline,
     ) -> bool:
-        """False when the batch was withheld (not ours any more, or not confirmed ours)."""
+        """Handle and send a batch, then hand it to ``pipeline`` to be committed once acknowledged.
+
+        False when the batch was withheld (not ours any more, or not confirmed ours)."""
         owned = {
             tp: records
             for tp, records in batch.items()
@@ -524,28 +574,9 @@ class ConsumeLoop:
         for tp, records in owned.items():
             offsets[tp] = records[-1].offset + 1
             metrics.RECORDS.labels(self.stage).inc(len(records))
-        if pending:
-            acknowledged = asyncio.gather(*pending)  # every output acknowledged (acks=all) ...
-            if self._single_writer:
-                try:
-                    await asyncio.wait_for(acknowledged, self._delivery_deadline_s)
-                except TimeoutError:
-                    raise DeliveryTooLate(
-                        f"{len(pending)} outputs not acknowledged in {self._delivery_deadline_s:.1f} s"
-                    ) from None
-            else:
-                await acknowledged
-            self.stats.produced += len(pending)
-        if offsets:
-            try:
-                await consumer.commit(offsets)  # ... before the input is committed
-            except CommitFailedError as exc:
-                metrics.COMMIT_FAILURES.labels(self.stage).inc()
-                # The group moved on while we worked: the new owner re-reads from the last
-                # commit, and what we produced is recognised downstream by its ids.
-                log.warning("commit_failed_rebalanced", stage=self.stage, error=str(exc))
-        self.stats.batches += 1
-        self.stats.last_batch_at = time.time()
+        # every output acknowledged (acks=all), this batch's and every earlier one's, before the
+        # input is committed
+        await pipeline.put(SentBatch(pending, offsets))
         return True
 
     async def _handle_concurrently(

@@ -24,6 +24,11 @@ FEED_LANGUAGE = "feed-language"
 VIA = "via"  # "poll", "push" (WebSub) or "article" (an entry's linked page)
 FEED_FULL_TEXT = "feed-full-text"  # auto | always | never, resolved by the fetcher
 
+# lineage timestamps (ms since the epoch): news.items (set by parse), copied to news.published
+# by dedup, which adds its input's own; one published event then carries its latency per hop
+RAW_TIMESTAMP = "raw-timestamp"  # the news.raw record's timestamp
+ITEMS_TIMESTAMP = "items-timestamp"  # the news.items record's timestamp (news.published only)
+
 # news.article-requests (set by parse) and the article records on news.raw (set by fetch)
 ARTICLE_ENTRY = "article-entry"  # the entry (item JSON) whose page this is
 ARTICLE_OUTCOME = "article-outcome"  # "page", or why the feed's text stands (a fallback)

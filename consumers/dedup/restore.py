@@ -25,6 +25,10 @@ HASH_HEADER = "content-hash"
 SOURCE_PARTITION_HEADER = "items-partition"
 SOURCE_OFFSET_HEADER = "items-offset"
 FETCHED_AT_HEADER = "item-fetched-at"
+#: lineage timestamps (ms since the epoch), not read by the restore: when the news.items record
+#: was written, and when its news.raw record was (parse's header on news.items, copied as is)
+ITEMS_TIMESTAMP_HEADER = hdr.ITEMS_TIMESTAMP
+RAW_TIMESTAMP_HEADER = hdr.RAW_TIMESTAMP
 #: a restore that takes longer fails the assignment; the consumer is rebuilt and tries again
 RESTORE_LIMIT_S = 300.0
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Sequence
 
 import structlog
 from aiokafka import ConsumerRecord, TopicPartition
@@ -15,6 +16,8 @@ from consumers.dedup.decision import PartitionState
 from consumers.dedup.restore import (
     FETCHED_AT_HEADER,
     HASH_HEADER,
+    ITEMS_TIMESTAMP_HEADER,
+    RAW_TIMESTAMP_HEADER,
     SOURCE_OFFSET_HEADER,
     SOURCE_PARTITION_HEADER,
     VERSION_HEADER,
@@ -131,6 +134,8 @@ class DedupStage:
                 (SOURCE_PARTITION_HEADER, str(record.partition)),
                 (SOURCE_OFFSET_HEADER, str(record.offset)),
                 (FETCHED_AT_HEADER, format_utc(item.fetched_at)),
+                (ITEMS_TIMESTAMP_HEADER, str(record.timestamp)),
+                (RAW_TIMESTAMP_HEADER, raw_timestamp(record.headers)),
             ]
         )
         self.published += 1
@@ -175,6 +180,17 @@ class DedupStage:
             # the consumer down; the next assignment restores again.
             raise RestoreMissing(f"no restored dedup state for partition {partition}")
         return state
+
+
+def raw_timestamp(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
+    """The items record's ``raw-timestamp`` if it is a plain millisecond count, else None (left
+    out): a scan of a few headers, no decoding of the others."""
+    for name, value in headers or ():
+        if name == RAW_TIMESTAMP_HEADER:
+            if value and len(value) <= 16 and value.isdigit():
+                return value.decode("ascii")
+            return None
+    return None
 
 
 class RestoreMissing(RetryableStageError):

@@ -337,7 +337,8 @@ class ParseStage:
     def _to_items(
         self, record: ConsumerRecord[bytes, bytes], feed_id: str, item_id: str, value: bytes
     ) -> Output:
-        """An item for news.items, keyed by its id, with where it came from."""
+        """An item for news.items, keyed by its id, with where it came from and when that
+        news.raw record was written (``raw-timestamp``, ms: dedup copies it onto news.published)."""
         return Output(
             self._settings.topics.items,
             item_id.encode("utf-8"),
@@ -347,6 +348,7 @@ class ParseStage:
                     ("source-feed", feed_id),
                     ("raw-partition", str(record.partition)),
                     ("raw-offset", str(record.offset)),
+                    (hdr.RAW_TIMESTAMP, str(record.timestamp)),
                 ]
             ),
         )

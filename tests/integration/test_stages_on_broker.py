@@ -4,6 +4,7 @@ twice across a dedup restart, poison messages to the DLQ while the rest flows on
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 
 from consumers.dedup.service import DedupStage
@@ -51,11 +52,24 @@ async def test_parse_and_dedup_publish_exactly_the_right_events(broker_address: 
     )
     try:
         await produce(broker_address, topics.raw, [(b"feed-1", v1, raw_headers())])
-        first = values(await read_topic(broker_address, topics.published, expect=2))
+        first_records = await read_topic(broker_address, topics.published, expect=2)
+        first = values(first_records)
         assert sorted((p["title"], p["event"], p["version"]) for p in first) == [
             ("Alpha", "created", 1),
             ("Beta", "created", 1),
         ]
+        # Lineage: each item carries its news.raw record's timestamp, each published message its
+        # news.items record's and (copied) the news.raw one's, so one message times every hop.
+        (raw,) = await read_topic(broker_address, topics.raw, settle=0.2)
+        item_records = await read_topic(broker_address, topics.items, settle=0.2)
+        items = {(r.partition, r.offset): r for r in item_records}
+        assert {hdr.as_dict(r.headers)["raw-timestamp"] for r in items.values()} == {str(raw.timestamp)}
+        for message in first_records:
+            lineage = hdr.as_dict(message.headers)
+            item = items[(int(lineage["items-partition"]), int(lineage["items-offset"]))]
+            assert lineage["items-timestamp"] == str(item.timestamp)
+            assert lineage["raw-timestamp"] == str(raw.timestamp)
+            assert raw.timestamp <= item.timestamp <= message.timestamp
 
         await produce(
             broker_address, topics.raw, [(b"feed-1", v2, raw_headers()), (b"feed-1", v2, raw_headers())]
@@ -92,6 +106,19 @@ async def test_parse_and_dedup_publish_exactly_the_right_events(broker_address: 
         published = await read_topic(broker_address, topics.published, settle=0.2)
         ce = hdr.as_dict(published[0].headers)
         assert ce["ce_specversion"] == "1.0" and ce["ce_type"] == "news.item.created"
+
+        # An item written without parse's raw-timestamp, or with a garbled one, is published all
+        # the same, with its items-timestamp and without a raw-timestamp.
+        template = json.loads(next(iter(items.values())).value)
+        orphans = [
+            (f"orphan-{n}".encode(), json.dumps({**template, "id": f"orphan-{n}"}).encode(), headers)
+            for n, headers in enumerate([[], [("raw-timestamp", b"-1")], [("raw-timestamp", b"soon")]])
+        ]
+        await produce(broker_address, topics.items, orphans)
+        fourth = await read_topic(broker_address, topics.published, expect=8, settle=0.5)
+        orphaned = [hdr.as_dict(r.headers) for r in fourth if r.key.startswith(b"orphan-")]
+        assert len(orphaned) == 3
+        assert all("raw-timestamp" not in h and h["items-timestamp"].isdigit() for h in orphaned)
     finally:
         await parse.stop()
         await dedup.stop()

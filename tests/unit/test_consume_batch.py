@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
+from ingestor.commit_pipeline import CommitPipeline
 from ingestor.consumer_loop import ConsumeLoop, Output, RetryableStageError
 from ingestor.kafka import KafkaConnection
 
@@ -79,7 +80,9 @@ async def test_a_slow_record_does_not_hold_back_other_keys_and_keys_keep_their_o
         TP1: [_record(TP1, 5, b"other")],
     }
     loop = _loop(handler, concurrency=2)
-    assert await loop._process_batch(consumer, producer, batch)  # type: ignore[arg-type]
+    pipeline = CommitPipeline(consumer.commit)  # type: ignore[arg-type]
+    assert await loop._process_batch(consumer, producer, batch, pipeline)  # type: ignore[arg-type]
+    await pipeline.drain()
 
     sends = [event for event in events if event.startswith("send:")]
     assert sends.index("send:live1") < sends.index("send:live2")  # one key: in order
@@ -98,7 +101,8 @@ async def test_sequential_by_default() -> None:
 
     consumer = FakeConsumer()
     batch = {TP0: [_record(TP0, 0, b"a"), _record(TP0, 1, b"b")]}
-    assert await _loop(handler, 1)._process_batch(consumer, FakeProducer(events), batch)  # type: ignore[arg-type]
+    pipeline = CommitPipeline(consumer.commit)  # type: ignore[arg-type]
+    assert await _loop(handler, 1)._process_batch(consumer, FakeProducer(events), batch, pipeline)  # type: ignore[arg-type]
     assert events == ["send:0", "send:1"]
 
 
@@ -110,8 +114,10 @@ async def test_a_retryable_error_surfaces_as_itself_and_nothing_is_committed() -
 
     consumer = FakeConsumer()
     batch = {TP0: [_record(TP0, 0, b"ok"), _record(TP0, 1, b"bad")], TP1: [_record(TP1, 0, b"x")]}
+    pipeline = CommitPipeline(consumer.commit)  # type: ignore[arg-type]
     with pytest.raises(RetryableStageError):
-        await _loop(handler, 2)._process_batch(consumer, FakeProducer([]), batch)  # type: ignore[arg-type]
+        await _loop(handler, 2)._process_batch(consumer, FakeProducer([]), batch, pipeline)  # type: ignore[arg-type]
+    await pipeline.drain()
     assert consumer.commits == []
 
 
@@ -142,3 +148,33 @@ async def test_a_real_cancellation_during_the_close_still_propagates() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+class HeldProducer:
+    """A producer whose acknowledgements come only when the test says so."""
+
+    def __init__(self) -> None:
+        self.acks: list[asyncio.Future[None]] = []
+
+    async def send(self, topic: str, value: bytes | None, **_: Any) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.acks.append(future)
+        return future
+
+
+async def test_the_next_batch_is_handled_while_the_previous_one_waits_for_its_acknowledgements() -> None:
+    async def handler(record: ConsumerRecord[bytes, bytes]) -> list[Output]:
+        return [Output("news.items", record.key, b"x")]
+
+    consumer, producer = FakeConsumer(), HeldProducer()
+    loop = _loop(handler, 1)
+    pipeline = CommitPipeline(consumer.commit)  # type: ignore[arg-type]
+    first = {TP0: [_record(TP0, 0, b"a")]}
+    second = {TP0: [_record(TP0, 1, b"b")]}
+    assert await asyncio.wait_for(loop._process_batch(consumer, producer, first, pipeline), 1)  # type: ignore[arg-type]
+    assert await asyncio.wait_for(loop._process_batch(consumer, producer, second, pipeline), 1)  # type: ignore[arg-type]
+    assert len(producer.acks) == 2 and consumer.commits == []  # both sent, nothing committed yet
+    for ack in producer.acks:
+        ack.set_result(None)
+    await pipeline.drain()
+    assert consumer.commits == [{TP0: 1}, {TP0: 2}]

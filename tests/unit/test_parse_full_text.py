@@ -147,12 +147,15 @@ def test_fallback_labels_stay_few(monkeypatch: pytest.MonkeyPatch) -> None:
 # ---- the stage's handler on a worker pool ------------------------------------------------------
 
 
+RAW_TIMESTAMP = 1_730_714_400_123  # the news.raw record's, ms since the epoch
+
+
 def record(
     body: bytes | None, headers: list[tuple[str, str]], *, offset: int = 0, key: bytes | None = b"feed-1"
 ) -> ConsumerRecord[bytes, bytes]:
     encoded = [(name, value.encode()) for name, value in headers]
     size = len(body or b"")
-    return ConsumerRecord("news.raw", 2, offset, 0, 0, key, body, None, 6, size, encoded)
+    return ConsumerRecord("news.raw", 2, offset, RAW_TIMESTAMP, 0, key, body, None, 6, size, encoded)
 
 
 FEED_HEADERS = [
@@ -208,6 +211,9 @@ def test_teasers_go_to_the_requests_topic(stage: ParseStage, monkeypatch: pytest
     items = [o for o in outputs if o.topic == "news.items"]
     (request,) = [o for o in outputs if o.topic == "news.article-requests"]
     assert [item_from_json(o.value or b"").title for o in items] == ["Budget passed"]
+    assert [hdr.as_dict(o.headers) for o in items] == [
+        {"source-feed": "feed-1", "raw-partition": "2", "raw-offset": "7", "raw-timestamp": "1730714400123"}
+    ]
     assert request.key == b"feed-1"
     entry = item_from_json(request.value or b"")
     assert entry.title == "Harbour reopens" and entry.body_source == "feed"
@@ -247,6 +253,7 @@ def test_an_article_record_with_a_real_page_is_merged(stage: ParseStage) -> None
     assert output.topic == "news.items" and output.key == entry.id.encode()
     assert merged.id == entry.id and merged.body_source == "page" and len(merged.body) > len(entry.body)
     assert hdr.as_dict(output.headers)["raw-offset"] == "3"
+    assert hdr.as_dict(output.headers)["raw-timestamp"] == str(RAW_TIMESTAMP)
     assert counter("ingestor_parse_full_text_items_total", body_source="page") == before + 1
 
 
@@ -260,6 +267,7 @@ def test_a_fallback_record_publishes_the_entry_with_the_feeds_text(stage: ParseS
     assert output.topic == "news.items" and output.key == entry.id.encode()
     assert published.body_source == "feed" and published.body == entry.body
     assert published.content_hash == entry.content_hash
+    assert hdr.as_dict(output.headers)["raw-timestamp"] == str(RAW_TIMESTAMP)  # the article record's
     assert counter("ingestor_parse_full_text_fallbacks_total", reason=label) == before + 1
 
 
