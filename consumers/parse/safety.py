@@ -1132,7 +1132,12 @@ def check_html_nesting(html: str, what: str = "HTML") -> None:
 #: Deeper than this, JSON is refused: a JSON Feed is 4 levels deep and JSON-LD rarely 10, while
 #: a deep document costs the decoder (and anything that walks it) stack and time.
 MAX_JSON_DEPTH: Final = 64
-_JSON_STRING: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+#: A string as the decoder reads it: from its quote to the next unescaped quote, or to the
+#: end of the text when none follows (the decoder then fails there, never nesting inside
+#: it).  The closing quote used to be required: after an unterminated string every escaped
+#: quote became a new start that scanned to the end again (``"`` + ``\\"`` * n is n**2:
+#: 64 KB took 15 s).  Possessive runs: one way to read any text.
+_JSON_STRING: Final = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"?', re.DOTALL)
 
 
 _NOT_BRACKETS: Final = re.compile(r"[^\[\]{}]+")
@@ -1142,9 +1147,10 @@ _LEAVES: Final = re.compile(r"\[\]|\{\}")
 def json_depth_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
     """Whether ``text`` nests brackets deeper than ``limit``, outside strings.
 
-    No parser runs: strings are cut out (an unrolled, unambiguous pattern), what is left is
-    reduced to its brackets, and innermost pairs are removed one level per pass, ``limit``
-    passes at most, each a C-speed substitution.  Linear in the input for a fixed limit."""
+    No parser runs: strings are cut out (an unrolled, unambiguous pattern; an unterminated
+    one runs to the end, as for the decoder), what is left is reduced to its brackets, and
+    innermost pairs are removed one level per pass, ``limit`` passes at most, each a
+    C-speed substitution.  Linear in the input for a fixed limit."""
     if text.count("[") + text.count("{") <= limit:
         return False
     brackets = _NOT_BRACKETS.sub("", _JSON_STRING.sub("", text))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -306,6 +307,25 @@ def test_parse_date(text: str, expected: datetime | None) -> None:
 def test_parse_date_falls_back_to_feedparsers_tuple_as_utc() -> None:
     value = parse_date("garbage", UTC, (2024, 11, 4, 8, 15, 0, 0, 309, 0))
     assert value == datetime(2024, 11, 4, 8, 15, tzinfo=UTC)
+
+
+@pytest.mark.timeout(10)
+def test_a_huge_date_is_not_read() -> None:
+    """dateutil's tokenizer is quadratic in a long string: 256 KB of "a." took 5 s before
+    date strings were capped (a date is a few dozen characters)."""
+    junk = "a." * 131_072
+    started = time.perf_counter()
+    assert parse_date(junk, UTC) is None
+    feedparsers = (2024, 11, 4, 8, 15, 0, 0, 309, 0)
+    assert parse_date(junk, UTC, feedparsers) == datetime(2024, 11, 4, 8, 15, tzinfo=UTC)
+    [item] = parse(
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>Gazette</title><item>'
+        b"<title>Harbour cranes idle</title><link>https://gazette.example/a</link>"
+        b"<description>Dockworkers left the cranes idle.</description>"
+        b"<pubDate>" + junk.encode() + b"</pubDate></item></channel></rss>"
+    )
+    assert item.title == "Harbour cranes idle"
+    assert time.perf_counter() - started < 1.0
 
 
 def test_unknown_time_zone_falls_back_to_utc() -> None:

@@ -88,6 +88,37 @@ def test_hostile_bodies_are_scanned_in_linear_time(name: str) -> None:
     assert (time.perf_counter() - started) / 5 < 0.25
 
 
+#: Link header values as a server can send them: aiohttp admits 128 header lines of 8 KB
+#: each, and the fetcher joins every Link value into one string (~1 MB at most).
+HOSTILE_LINK_HEADERS = {
+    # before: 19 s, every "<" read the rest of the header looking for a ">"
+    "'<' with no '>'": "<" * 65_536,
+    # before: 9.6 s
+    "'<a' with no '>'": "<a" * 32_768,
+    # before: 81 s, a parameter name was read again from every letter of the run
+    "125 values, a name with no '='": ", ".join(["<https://news.example/>; " + "a" * 8_100] * 125),
+}
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("name", sorted(HOSTILE_LINK_HEADERS))
+def test_hostile_link_headers_are_read_in_linear_time(name: str) -> None:
+    """The Link header is read on the fetch stage's event loop, after every poll of a feed."""
+    header = '<https://hub.example/h>; rel="hub", ' + HOSTILE_LINK_HEADERS[name]
+    started = time.perf_counter()
+    assert link_header_rels(header, BASE) == {"hub": "https://hub.example/h"}
+    assert time.perf_counter() - started < 1.0
+
+
+def test_link_header_targets_hold_no_angle_bracket() -> None:
+    # a stray "<" before a target is text, not part of it
+    assert link_header_rels('<<https://hub.example/h>; rel="hub"', BASE) == {"hub": "https://hub.example/h"}
+    assert link_header_rels('<https://hub.example/h>; xrel=no; rel="hub self"', BASE) == {
+        "hub": "https://hub.example/h",
+        "self": "https://hub.example/h",
+    }
+
+
 def test_a_hub_after_many_links_is_still_found() -> None:
     body = b'<link rel="stylesheet" href="/s.css">' * 150 + b'<link rel="hub" href="https://hub.example/">'
     assert discover(None, body, BASE).hub == "https://hub.example/"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,3 +70,28 @@ def test_deep_json_ld_is_ignored_and_the_page_still_parses() -> None:
     )
     items = parse_document(_doc(page, "text/html; charset=utf-8"))
     assert items and items[0].title == "Harbour cranes idle"
+
+
+#: ``"`` then escaped quotes and no closing quote: before the string pattern let a string
+#: run to the end of the text, each escaped quote started a new string that read to the end
+#: again (n**2).  The 70 brackets get past the cheap count that skips shallow documents.
+UNTERMINATED = "[" * 70 + '"' + '\\"' * 32_768
+
+
+@pytest.mark.timeout(10)
+def test_an_unterminated_string_of_escaped_quotes_is_read_once() -> None:
+    started = time.perf_counter()  # before: 17 s for these 64 KB
+    assert json_depth_exceeds(UNTERMINATED)
+    # what follows an unterminated quote is string to the decoder too: it never nests there
+    assert not json_depth_exceeds("[" * 10 + '"' + '\\"' * 32_768 + "[" * 100)
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.timeout(10)
+def test_a_json_feed_with_an_unterminated_string_is_refused_quickly() -> None:
+    feed = '{"version": "https://jsonfeed.org/version/1.1", "title": "t", "items": [' + UNTERMINATED
+    started = time.perf_counter()  # before: 16 s
+    with pytest.raises(ParseError) as info:
+        parse_document(_doc(feed, "application/feed+json"))
+    assert info.value.reason == "malformed"
+    assert time.perf_counter() - started < 1.0
