@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
-from ingestor.config import ConfigError, load_settings, parse_duration
+from ingestor.config import _SIZE, ConfigError, load_settings, parse_duration
 
 MINIMAL = """\
 kafka:
@@ -275,3 +276,14 @@ def test_file_checks_can_be_skipped_for_a_config_meant_for_another_machine(tmp_p
     )
     with pytest.raises(ConfigError, match="no such file"):  # and only for that call
         load_settings(path)
+
+
+@pytest.mark.timeout(10)
+def test_a_duration_or_size_with_a_long_run_of_spaces_is_refused_at_once() -> None:
+    # before the possessive runs: 64 KB of spaces before a stray character took 16 s
+    started = time.perf_counter()
+    for text in ("1" + " " * 65536 + "x", " " * 65536 + "1 x"):
+        with pytest.raises(ValueError):
+            parse_duration(text)
+        assert _SIZE.match(text) is None
+    assert time.perf_counter() - started < 1
