@@ -577,6 +577,12 @@ class ConsumeLoop:
         # every output acknowledged (acks=all), this batch's and every earlier one's, before the
         # input is committed
         await pipeline.put(SentBatch(pending, offsets))
+        if self._single_writer:
+            # A single writer does not run ahead of its acknowledgements: a batch handled while the
+            # previous one is unacknowledged can have its sends held up by a broker outage and
+            # delivered after the group moved its partitions on, long after its membership was
+            # confirmed (the chaos suite saw duplicates and lost versions so).
+            await pipeline.drain()
         return True
 
     async def _handle_concurrently(

@@ -178,3 +178,28 @@ async def test_the_next_batch_is_handled_while_the_previous_one_waits_for_its_ac
         ack.set_result(None)
     await pipeline.drain()
     assert consumer.commits == [{TP0: 1}, {TP0: 2}]
+
+
+async def test_a_single_writer_waits_for_its_acknowledgements_before_the_next_batch() -> None:
+    async def handler(record: ConsumerRecord[bytes, bytes]) -> list[Output]:
+        return [Output("news.published", record.key, b"x")]
+
+    consumer, producer = FakeConsumer(), HeldProducer()
+    loop = ConsumeLoop(
+        stage="test",
+        connection=KafkaConnection("127.0.0.1:9", None),  # type: ignore[arg-type]
+        topics=["news.items"],
+        group_id="g",
+        handler=handler,
+        dlq_topic="news.dlq",
+        single_writer=True,
+    )
+    pipeline = CommitPipeline(consumer.commit)  # type: ignore[arg-type]
+    batch = {TP0: [_record(TP0, 0, b"a")]}
+    handling = asyncio.create_task(loop._process_batch(consumer, producer, batch, pipeline))  # type: ignore[arg-type]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not handling.done() and consumer.commits == []  # held until acknowledged and committed
+    producer.acks[0].set_result(None)
+    assert await asyncio.wait_for(handling, 1)
+    assert consumer.commits == [{TP0: 1}]
