@@ -11,9 +11,10 @@ The rule that matters is unchanged: an input offset is committed only once every
 for it, and for every batch before it, was acknowledged. A later batch's offsets cover an
 earlier batch's records of the same partition, which is why commits never overtake each other.
 
-A single writer (dedup) drains the pipeline after every batch, so it never runs ahead of its
-acknowledgements (``ingestor/consumer_loop.py`` says why); it still gets the ordered commit and
-the delivery deadline from here.
+The consume loop drains the pipeline after every batch unless ``RUN_AHEAD`` is on, and a single
+writer (dedup) always does (``ingestor/consumer_loop.py`` says why): running ahead is off until a
+chaos failure seen with it is understood. The ordered commit and the delivery deadline come from
+here either way.
 
 At most ``depth`` batches wait at once, so a slow broker slows the loop down instead of letting
 uncommitted work pile up. A failed send, a commit error, or a single writer's batch that missed

@@ -3,8 +3,9 @@
 Input is at-least-once: for each batch the loop hands every record to the stage's handler,
 sends everything the handler returned, and hands the sent batch to a commit pipeline
 (``ingestor/commit_pipeline.py``) that commits the batch's offsets only once the broker
-acknowledged all of it and every batch before it. The loop goes on with the next batch
-meanwhile, so the acknowledgement and the commit round trips are off the records' way.
+acknowledged all of it and every batch before it. With ``RUN_AHEAD`` the loop would go on with
+the next batch meanwhile; that is off for now (see ``RUN_AHEAD``), so each batch is
+acknowledged and committed before the next.
 
 A record the handler refuses goes to the DLQ (with its original key, value and headers plus
 the reason) and counts as handled, so one poison message never stops a partition.  Any
@@ -71,6 +72,11 @@ WITHHELD_PAUSE_S = 0.2
 #: Batches sent and waiting for their acknowledgements at once: enough to keep the loop busy
 #: through a round trip or two, few enough that a slow broker slows the loop down.
 UNCOMMITTED_BATCHES = 4
+#: Whether a stage handles its next batch before the previous one is acknowledged and committed.
+#: Off: with it on, the chaos suite (tests/chaos/test_chaos.py, CHAOS_SEED=343253826) lost and
+#: duplicated versions around a broker outage, twice in a row, and passed on the code before it;
+#: the cause is not yet found. Each batch is acknowledged and committed before the next.
+RUN_AHEAD = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -577,11 +583,10 @@ class ConsumeLoop:
         # every output acknowledged (acks=all), this batch's and every earlier one's, before the
         # input is committed
         await pipeline.put(SentBatch(pending, offsets))
-        if self._single_writer:
-            # A single writer does not run ahead of its acknowledgements: a batch handled while the
-            # previous one is unacknowledged can have its sends held up by a broker outage and
-            # delivered after the group moved its partitions on, long after its membership was
-            # confirmed (the chaos suite saw duplicates and lost versions so).
+        if not RUN_AHEAD or self._single_writer:
+            # Not ahead of the acknowledgements (see RUN_AHEAD): a batch handled while the previous
+            # one is unacknowledged can have its sends held up by a broker outage and delivered
+            # after the group moved its partitions on, long after its membership was confirmed.
             await pipeline.drain()
         return True
 
