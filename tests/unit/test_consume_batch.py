@@ -49,7 +49,7 @@ class FakeProducer:
         return future
 
 
-def _loop(handler: Any, concurrency: int) -> ConsumeLoop:
+def _loop(handler: Any, concurrency: int, *, single_writer: bool = False) -> ConsumeLoop:
     return ConsumeLoop(
         stage="test",
         connection=KafkaConnection("127.0.0.1:9", None),  # type: ignore[arg-type]
@@ -58,6 +58,7 @@ def _loop(handler: Any, concurrency: int) -> ConsumeLoop:
         handler=handler,
         dlq_topic="news.dlq",
         concurrency=concurrency,
+        single_writer=single_writer,
     )
 
 
@@ -189,15 +190,7 @@ async def test_a_single_writer_waits_for_its_acknowledgements_before_the_next_ba
         return [Output("news.published", record.key, b"x")]
 
     consumer, producer = FakeConsumer(), HeldProducer()
-    loop = ConsumeLoop(
-        stage="test",
-        connection=KafkaConnection("127.0.0.1:9", None),  # type: ignore[arg-type]
-        topics=["news.items"],
-        group_id="g",
-        handler=handler,
-        dlq_topic="news.dlq",
-        single_writer=True,
-    )
+    loop = _loop(handler, 1, single_writer=True)
     pipeline = CommitPipeline(consumer.commit)  # type: ignore[arg-type]
     batch = {TP0: [_record(TP0, 0, b"a")]}
     handling = asyncio.create_task(loop._process_batch(consumer, producer, batch, pipeline))  # type: ignore[arg-type]
