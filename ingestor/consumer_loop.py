@@ -3,9 +3,10 @@
 Input is at-least-once: for each batch the loop hands every record to the stage's handler,
 sends everything the handler returned, and hands the sent batch to a commit pipeline
 (``ingestor/commit_pipeline.py``) that commits the batch's offsets only once the broker
-acknowledged all of it and every batch before it. With ``RUN_AHEAD`` the loop would go on with
-the next batch meanwhile; that is off for now (see ``RUN_AHEAD``), so each batch is
-acknowledged and committed before the next.
+acknowledged all of it and every batch before it. Meanwhile the loop goes on with the next
+batch (``RUN_AHEAD``), except in a single writer (dedup), which finishes each batch first. The
+first output whose delivery fails halts the producer (``ingestor/kafka/producers.py``), so no
+later output is delivered after it: what a stage delivers per partition never has a gap.
 
 A record the handler refuses goes to the DLQ (with its original key, value and headers plus
 the reason) and counts as handled, so one poison message never stops a partition.  Any
@@ -48,6 +49,8 @@ from ingestor.kafka import (
     StaticMember,
     abandon_producer,
     confirm_membership,
+    halt_on_failed_delivery,
+    halt_producer,
     pin_producer_topics,
 )
 from ingestor.models import format_utc
@@ -72,11 +75,13 @@ WITHHELD_PAUSE_S = 0.2
 #: Batches sent and waiting for their acknowledgements at once: enough to keep the loop busy
 #: through a round trip or two, few enough that a slow broker slows the loop down.
 UNCOMMITTED_BATCHES = 4
-#: Whether a stage handles its next batch before the previous one is acknowledged and committed.
-#: Off: with it on, the chaos suite (tests/chaos/test_chaos.py, CHAOS_SEED=343253826) lost and
-#: duplicated versions around a broker outage, twice in a row, and passed on the code before it;
-#: the cause is not yet found. Each batch is acknowledged and committed before the next.
-RUN_AHEAD = False
+#: Whether a stage (other than a single writer) handles its next batch before the previous one
+#: is acknowledged and committed. Running ahead once lost and duplicated versions in the chaos
+#: suite: in a broker outage an older batch's outputs expired while a younger batch's waited and
+#: were delivered once the broker was back, and the re-read put the older outputs behind them.
+#: The producer now halts at the first failed delivery (``halt_on_failed_delivery``), which
+#: closes that gap whether or not the loop runs ahead.
+RUN_AHEAD = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -558,16 +563,24 @@ class ConsumeLoop:
                 return False
         pending: list[asyncio.Future[Any]] = []
         offsets: dict[TopicPartition, int] = {}
+        # The first output not delivered halts the producer: nothing sent after it may be
+        # delivered, or a re-read would put older outputs behind newer ones (producers.py).
+        on_delivery = halt_on_failed_delivery(producer)
 
         async def handle_and_send(record: ConsumerRecord[bytes, bytes]) -> None:
             for output in await self._handle(record):
-                future = await producer.send(
-                    output.topic,
-                    output.value,
-                    key=output.key,
-                    partition=output.partition,
-                    headers=output.headers or None,
-                )
+                try:
+                    future = await producer.send(
+                        output.topic,
+                        output.value,
+                        key=output.key,
+                        partition=output.partition,
+                        headers=output.headers or None,
+                    )
+                except BaseException:
+                    halt_producer(producer)
+                    raise
+                future.add_done_callback(on_delivery)
                 pending.append(future)
             self.stats.records += 1
 
@@ -584,9 +597,10 @@ class ConsumeLoop:
         # input is committed
         await pipeline.put(SentBatch(pending, offsets))
         if not RUN_AHEAD or self._single_writer:
-            # Not ahead of the acknowledgements (see RUN_AHEAD): a batch handled while the previous
-            # one is unacknowledged can have its sends held up by a broker outage and delivered
-            # after the group moved its partitions on, long after its membership was confirmed.
+            # A single writer is not ahead of its acknowledgements: a batch handled while the
+            # previous one is unacknowledged can have its sends held up by a broker outage and
+            # delivered after the group moved its partitions on, long after its membership was
+            # confirmed.
             await pipeline.drain()
         return True
 

@@ -10,7 +10,8 @@ themselves.  Modules:
 - ``reader``: group-less reads: ``Reader``, ``partitions_of``, ``read_to_end``, ``peek_ends``,
   ``verified_starts``.
 - ``topics``: ``ensure_topics``, ``ensure_compacted_topic``, ``topic_exists``.
-- ``producers``: ``pin_producer_topics``, ``abandon_producer``.
+- ``producers``: ``pin_producer_topics``, ``halt_on_failed_delivery`` (no gaps in what a
+  producer delivers), ``abandon_producer``.
 - ``membership``: ``confirm_membership``, the per-batch generation check of a single writer.
 - ``instance``: static group membership: a ``group.instance.id`` per member, unique per host
   (``KafkaConnection.group_member``).
@@ -53,7 +54,13 @@ from ingestor.kafka.embedded import BrokerError, BrokerRecord, EmbeddedBroker, f
 from ingestor.kafka.groups import committed_offsets, describe_groups
 from ingestor.kafka.instance import StaticMember
 from ingestor.kafka.membership import Membership, confirm_membership
-from ingestor.kafka.producers import abandon_producer, pin_producer_topics
+from ingestor.kafka.producers import (
+    SendsHalted,
+    abandon_producer,
+    halt_on_failed_delivery,
+    halt_producer,
+    pin_producer_topics,
+)
 from ingestor.kafka.reader import (
     PartitionEnd,
     Reader,
@@ -73,6 +80,7 @@ __all__ = [
     "Membership",
     "PartitionEnd",
     "Reader",
+    "SendsHalted",
     "StaticMember",
     "abandon_producer",
     "committed_offsets",
@@ -81,6 +89,8 @@ __all__ = [
     "ensure_compacted_topic",
     "ensure_topics",
     "free_port",
+    "halt_on_failed_delivery",
+    "halt_producer",
     "partitions_of",
     "peek_ends",
     "pin_producer_topics",

@@ -163,11 +163,7 @@ class HeldProducer:
         return future
 
 
-async def test_the_next_batch_is_handled_while_the_previous_one_waits_for_its_acknowledgements(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr("ingestor.consumer_loop.RUN_AHEAD", True)  # off in the daemon for now
-
+async def test_the_next_batch_is_handled_while_the_previous_one_waits_for_its_acknowledgements() -> None:
     async def handler(record: ConsumerRecord[bytes, bytes]) -> list[Output]:
         return [Output("news.items", record.key, b"x")]
 

@@ -68,6 +68,13 @@ async def test_consumer_and_producer_attributes() -> None:
         assert isinstance(producer.client, AIOKafkaClient)
         assert isinstance(producer._message_accumulator, MessageAccumulator)  # abandon_producer
         assert _params(MessageAccumulator.fail_all) == ["exception"]
+        # halt_on_failed_delivery: fail_all also refuses later messages, and a partition has at
+        # most one batch in flight (the sender mutes it), so later batches are still queued
+        assert producer._message_accumulator._exception is None
+        assert isinstance(producer._message_accumulator._batches, dict)  # queued, not in flight
+        assert "self._pending_batches.add" in inspect.getsource(MessageAccumulator._pop_batch)
+        assert "self._exception" in inspect.getsource(MessageAccumulator.add_message)
+        assert "_muted_partitions" in inspect.getsource(Sender._send_produce_req)
         assert isinstance(producer._sender, Sender)
         assert inspect.iscoroutinefunction(Sender.close)
         assert producer._closed is False
