@@ -162,11 +162,12 @@ def _in_comments(node: LexborNode, marked: dict[int, bool]) -> bool:
 
 def _markup_facts(region: LexborNode, zone: tzinfo, out: ArticleText) -> None:
     """Dates and bylines from visible markup, for pages without structured data."""
+    contexts: dict[int, str] = {}  # what was read of each stamp's parent (they share them)
     for tnode in region.css("time"):
         when, _clock = read_time(tnode, zone)
         if when is None:
             continue
-        if is_updated_marker(tnode):
+        if is_updated_marker(tnode, contexts):
             out.updated_at = out.updated_at or when
         else:
             out.published_at = out.published_at or when

@@ -1141,28 +1141,34 @@ _JSON_STRING: Final = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"?', re.DOTALL)
 
 
 _NOT_BRACKETS: Final = re.compile(r"[^\[\]{}]+")
-_LEAVES: Final = re.compile(r"\[\]|\{\}")
+_OPENERS: Final = frozenset("[{")
 
 
 def json_depth_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
     """Whether ``text`` nests brackets deeper than ``limit``, outside strings.
 
     No parser runs: strings are cut out (an unrolled, unambiguous pattern; an unterminated
-    one runs to the end, as for the decoder), what is left is reduced to its brackets, and
-    innermost pairs are removed one level per pass, ``limit`` passes at most, each a
-    C-speed substitution.  Linear in the input for a fixed limit."""
+    one runs to the end, as for the decoder), what is left is reduced to its brackets (two
+    C-speed substitutions), and one pass counts the depth, stopping as soon as it passes
+    ``limit``.  Any opener counts against any closer, and a closer at depth 0 is ignored:
+    for valid JSON that is its depth, and broken JSON is refused by the decoder anyway.
+
+    The count used to remove the innermost pairs one level per pass, ``limit`` passes over
+    the whole text: a megabyte of 60-deep bracket pyramids took 1.5 s (~1.5 µs a
+    character); the single pass costs ~40 ns a bracket, what the decoder itself pays.
+    """
     if text.count("[") + text.count("{") <= limit:
         return False
     brackets = _NOT_BRACKETS.sub("", _JSON_STRING.sub("", text))
-    openers_run = re.compile(rf"[\[{{]{{{limit + 1}}}")
-    for _ in range(limit):
-        if openers_run.search(brackets) is not None:
-            return True  # the usual shape of a deep document, once its leaves are gone
-        reduced = _LEAVES.sub("", brackets)  # exactly one level: the pairs empty right now
-        if not reduced or reduced == brackets:
-            return False  # empty, or unbalanced (the decoder reports that itself)
-        brackets = reduced
-    return True
+    depth = 0
+    for bracket in brackets:
+        if bracket in _OPENERS:
+            depth += 1
+            if depth > limit:
+                return True
+        elif depth:
+            depth -= 1
+    return False
 
 
 def check_json_depth(text: str, what: str = "JSON") -> None:

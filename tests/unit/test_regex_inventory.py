@@ -11,31 +11,29 @@ classified`` fails on a new pattern in these modules until it is put in one of t
 
 Not covered (compiled inside functions, so not listed here): the entity-reference and
 ``</name`` patterns of :mod:`consumers.parse.safety`, the inline searches of
-``live_blocks.is_updated_marker`` and ``headline`` (on text capped at 80-400 characters),
-``secrets.mask_url``, and :mod:`ingestor.config` and :mod:`ingestor.kafka.instance`,
-which read only the operator's configuration.
+``live_blocks.is_updated_marker`` (on a stamp's class, the text node before it, or 80
+characters of its parent, each read once) and ``headline`` (on text capped at 80-400
+characters), ``secrets.mask_url``, and :mod:`ingestor.config` and
+:mod:`ingestor.kafka.instance`, which read only the operator's configuration.
 """
 
 from __future__ import annotations
 
-import gc
 import importlib
 import math
 import re
-import signal
-import time
 from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
 import pytest
 
-from consumers.parse import charset, clean, dispatch, htmltext, live_blocks, live_split, safety
+from consumers.parse import charset, clean, dispatch, furniture, htmltext, live_blocks, live_split, safety
 from consumers.parse import feed as feed_module
 from consumers.parse.article import _NOT_BYLINE_ANCESTOR
 from consumers.parse.furniture import is_audio_note, is_caption
 from consumers.parse.text_capture import _CAPTURE_LINE
 from ingestor.fetch import hints, outcome, websub_protocol
+from tests.timing import best_cpu_seconds
 
 N = 65_536
 GROWTH = 4
@@ -132,6 +130,9 @@ TIMED: dict[str, tuple[Callable[[Any], object], Callable[[int], Any]]] = {
     "feed._TAG_LIKE": (feed_module._TAG_LIKE.search, lambda n: "<a" + "a" * n),
     "furniture._PHOTO_PREFIX": (is_caption, lambda n: " " * n + "photographs"),
     "furniture._AUDIO_NOTE": (is_audio_note, lambda n: "listen to this article" + _repeat(" x", n) + "\nx"),
+    # Run on at most 135 characters of a line's closing parenthesis; its cost per character
+    # is what matters (see test_linear_time.test_caption_credits_cost_what_plain_lines_cost).
+    "furniture._CREDIT_WORD": (furniture._CREDIT_WORD.search, lambda n: _repeat("apx", n)),
     "htmltext._TOKEN_FOUND": (htmltext._TOKEN_FOUND.search, lambda n: _repeat(" sharex", n)),
     "htmltext._BLANK_LINES": (htmltext.normalize_text, lambda n: _repeat("\n \t" * 8 + "x", n)),
     "live_blocks._BY_PREFIX": (lambda s: live_blocks._BY_PREFIX.sub("", s), lambda n: "by" + " " * n + "x"),
@@ -192,7 +193,6 @@ UNTIMED: dict[str, str] = {
     "furniture._AUTHORS_HEAD": "lines of at most 300 characters; anchored, possessive",
     "furniture._NAME_SPLIT": "name lists of at most 300 characters",
     "furniture._READ_TIME": "bylines of at most 300 characters; possessive",
-    "furniture._CREDIT": "the last 300 characters of a line (bounded {0,120} runs)",
     "furniture._BOILERPLATE": "lines of at most 240 characters",
     "furniture._UK_MARK": "one character class",
     "furniture._RU_MARK": "one character class",
@@ -220,7 +220,6 @@ UNTIMED: dict[str, str] = {
     "safety._PREDEFINED_REDECLARED": "matched at each '<!ENTITY'; bounded {0,16} values",
     "safety._FIRST_LETTER_TAG": "two characters",
     "safety._NOT_BRACKETS": "one character class",
-    "safety._LEAVES": "two characters",
     "text_capture._SPACES": "one character class",
     "text_capture._UPDATED_PART": "text of at most 120 characters",
     "text_capture._STAMP_CLOCK": "lines of at most 90 characters",
@@ -248,48 +247,9 @@ def test_every_pattern_is_classified() -> None:
     assert not stale, f"listed but gone: {stale}"
 
 
-class _Stalled(BaseException):
-    """Raised by the alarm out of a stalled call (a BaseException: no handler swallows it)."""
-
-
-def _stalled(signum: int, frame: FrameType | None) -> None:
-    raise _Stalled
-
-
-def _seconds(run: Callable[[Any], object], arg: Any) -> float:
-    """CPU seconds for one call (time other processes take the core from it does not count:
-    the suite runs four workers on two cores); infinite past :data:`STALL_SECONDS` of wall
-    time (the regex engine checks for signals).  An alarm pytest-timeout may have set is
-    put back afterwards."""
-    outer_left, _interval = signal.getitimer(signal.ITIMER_REAL)
-    previous = signal.signal(signal.SIGALRM, _stalled)
-    started = time.perf_counter()
-    cpu_started = time.thread_time()
-    signal.setitimer(signal.ITIMER_REAL, STALL_SECONDS)
-    try:
-        run(arg)
-        return time.thread_time() - cpu_started
-    except _Stalled:
-        return math.inf
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if outer_left:
-            signal.setitimer(signal.ITIMER_REAL, max(0.001, outer_left - (time.perf_counter() - started)))
-
-
 def _best(run: Callable[[Any], object], arg: Any, runs: int) -> float:
-    best = math.inf
-    gc.disable()
-    try:
-        for _ in range(runs):
-            seconds = _seconds(run, arg)
-            if math.isinf(seconds):
-                return seconds
-            best = min(best, seconds)
-    finally:
-        gc.enable()
-    return max(FLOOR, best)
+    """CPU seconds of ``run(arg)``, the best of ``runs`` (see :mod:`tests.timing`)."""
+    return best_cpu_seconds(lambda: run(arg), runs, floor=FLOOR, stall_seconds=STALL_SECONDS)
 
 
 @pytest.mark.timeout(120)
