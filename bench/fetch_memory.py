@@ -7,13 +7,14 @@ For each N, in a fresh process (so the RSS is this N's alone), the records a fet
 built as the bench (``bench/fetch.py``) seeds them: each feed's definition as ``encode_feed``
 writes it to the feeds topic and its fetch state as a running fetcher writes it to the
 fetch-state topic (validators, next due time, a few attempts).  They then go through the
-stage's real code: ``load_states`` decoding (a dict of every raw state value first, as
-``read_latest`` returns it), the registry's ``assigned`` bookkeeping and ``_apply`` for every
-definition, which calls the stage's ``add_feed`` with the restored state.  Only the broker is
-missing.  Then every feed is polled ``--fetches`` times (default: enough to fill the attempt
-history ``feeds status`` shows, as in a fetcher that has run for a few intervals), recorded as
-the stage records a 304.  The numbers are taken after that, with the records themselves dropped
-(a real fetcher does not keep them either) and after a full collection:
+stage's real code: the dict of every raw state value that ``load_raw_states`` returns (as
+``read_latest`` reads it), the registry's ``assigned`` bookkeeping and ``_apply`` for every
+definition, which decodes the feed's state record and calls the stage's ``add_feed`` with it.
+Only the broker is missing.  Then every feed is polled ``--fetches`` times (default: enough to
+fill the attempt history ``feeds status`` shows, as in a fetcher that has run for a few
+intervals), recorded as the stage records a 304.  The numbers are taken after that, with the
+records themselves dropped (a real fetcher does not keep them either) and after a full
+collection:
 
 - bytes per feed by tracemalloc (what Python allocated and still holds, per feed);
 - RSS, and RSS above the interpreter with everything imported, per feed;
@@ -47,7 +48,7 @@ from ingestor.fetch.feedstate import HISTORY, AttemptRecord, utc
 from ingestor.fetch.outcome import Outcome
 from ingestor.fetch.registry import FeedRegistry
 from ingestor.fetch.service import FetchStage
-from ingestor.fetch.state import SavedAttempt, SavedState, decode, encode, material
+from ingestor.fetch.state import SavedAttempt, SavedState, encode, material
 from ingestor.kafka import KafkaConnection
 from ingestor.tools.fetchers import tune_gc
 
@@ -130,7 +131,7 @@ def run_a_while(stage: FetchStage, fetches: int) -> None:
                 failures=0, change_interval=None, last_change_at=None, next_due=now + state.timing.interval,
                 saved_at=now, instance=stage.instance,
             )  # fmt: skip
-            state.saved_material, state.saved_at = material(record), now
+            state.mark_saved(material(record), now)  # as the state keeper does
 
 
 async def load(n: int, partitions: int, states: list[tuple[bytes, bytes]]) -> tuple[FetchStage, FeedRegistry]:
@@ -146,14 +147,12 @@ async def load(n: int, partitions: int, states: list[tuple[bytes, bytes]]) -> tu
     connection = KafkaConnection("127.0.0.1:1", settings.kafka)  # never connected
     stage = FetchStage(settings, connection, feeds=[])
     registry = FeedRegistry(settings, connection, stage)
-    # store.read_latest: every raw value of the assigned state partitions, then load_states decodes
+    # store.load_raw_states: every raw value of the assigned state partitions (decoded by _apply)
     raw = {key.decode(): value for key, value in states}
     states.clear()
-    restored = {key: saved for key, value in raw.items() if (saved := decode(value)) is not None}
-    del raw
     registry._owned = set(range(partitions))
-    registry._restore = restored
-    del restored
+    registry._restore, registry._restore_size = raw, len(raw)
+    del raw
     for partition in range(partitions):
         for record in feed_records(n, partitions, partition):
             registry._apply(partition, record)  # type: ignore[arg-type]

@@ -48,7 +48,7 @@ from ingestor.fetch.article_decision import (
 from ingestor.fetch.article_state import ArticleState, BadRequest, parse_request
 from ingestor.fetch.article_store import ArticleStore
 from ingestor.fetch.dispatcher import HostDispatcher
-from ingestor.fetch.feedstate import host_of
+from ingestor.fetch.feedspec import AnyFeed, host_of
 from ingestor.fetch.http import Fetcher, FetchResult
 from ingestor.fetch.raw import fetch_headers
 from ingestor.fetch.robots import RobotsCache
@@ -91,7 +91,7 @@ class ArticleFetcher:
         fetcher: Fetcher,
         dispatcher: HostDispatcher,
         release: Callable[[str], None],
-        feed_of: Callable[[str], FeedConfig | None] = lambda _feed_id: None,
+        feed_of: Callable[[str], AnyFeed | None] = lambda _feed_id: None,
         rand: Callable[[], float] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:

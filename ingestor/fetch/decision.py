@@ -136,7 +136,7 @@ class Decision:
     attempt: AttemptRecord
     record: SavedState | None = None  # the fetch-state record, when ``persist`` (built only then)
     persist: bool = False  # whether writing ``record`` is worth a message (see ``due_for_saving``)
-    material: tuple[object, ...] | None = field(default=None, repr=False)
+    material: int | None = field(default=None, repr=False)  # ``state.material`` of ``record``
 
     @property
     def counter(self) -> str:
@@ -208,7 +208,8 @@ def decide(
     body already recorded): a broker outage costs a re-fetch, never a lost body.
     """
     timing = state.timing.copy()
-    etag, last_modified, sha256, recent = state.etag, state.last_modified, state.sha256, state.recent
+    etag, last_modified, sha256 = state.validators()
+    recent = state.recent
     outcome, produced = verdict.outcome, verdict.produced
     if isinstance(result, PushResult):
         if produced:
@@ -228,7 +229,7 @@ def decide(
         )
         via: Via = "push"
     else:
-        if produced or (outcome is Outcome.UNCHANGED and result.sha256 == state.sha256):
+        if produced or (outcome is Outcome.UNCHANGED and result.sha256 == sha256):
             etag, last_modified, sha256 = result.etag, result.last_modified, result.sha256
             if policy.websub and result.sha256 is not None:  # a push of it is a replay
                 recent = remember(recent, result.sha256, policy.replay_window)
@@ -254,7 +255,7 @@ def decide(
         )
         via = "poll"
     record: SavedState | None = None
-    current: tuple[object, ...] | None = None
+    current: int | None = None
     persist = False
     if policy.state_saving:
         websub = link.snapshot

@@ -33,8 +33,9 @@ from tenacity import (
 from yarl import URL
 
 from ingestor import __version__
-from ingestor.config import FeedConfig, FetchConfig
+from ingestor.config import FetchConfig
 from ingestor.fetch import guard
+from ingestor.fetch.feedspec import AnyFeed
 from ingestor.fetch.hints import Hints, from_response
 from ingestor.fetch.outcome import (
     Outcome,
@@ -226,7 +227,7 @@ class Fetcher:
         await self.close()
 
     async def fetch(
-        self, feed: FeedConfig, validators: Validators | None = None, *, max_bytes: int | None = None
+        self, feed: AnyFeed, validators: Validators | None = None, *, max_bytes: int | None = None
     ) -> FetchResult:
         """Fetch once (retrying transient failures in place); never raises but for cancellation.
 
@@ -266,7 +267,7 @@ class Fetcher:
         result = outcome.result
         return replace(result, attempts=attempts, duration_ms=(time.perf_counter() - started) * 1000)
 
-    def _request_headers(self, feed: FeedConfig, validators: Validators) -> dict[str, str]:
+    def _request_headers(self, feed: AnyFeed, validators: Validators) -> dict[str, str]:
         headers = {
             "User-Agent": feed.user_agent or self._config.user_agent or f"news-ingestor/{__version__}",
             "Accept": _FEED_ACCEPT if feed.format in ("feed", "auto") else _PAGE_ACCEPT,
@@ -277,7 +278,7 @@ class Fetcher:
             headers["If-Modified-Since"] = validators.last_modified
         return headers
 
-    def _credentials(self, feed: FeedConfig) -> dict[str, str]:
+    def _credentials(self, feed: AnyFeed) -> dict[str, str]:
         """The feed's configured headers and basic auth, resolved: for its own origin only.
 
         Resolved once per attempt (a rotated secret file is read at the next fetch); raises
@@ -297,7 +298,7 @@ class Fetcher:
             own["Authorization"] = basic_auth(feed.username or "", password)
         return own
 
-    def _proxy(self, feed: FeedConfig) -> tuple[URL | None, str | None]:
+    def _proxy(self, feed: AnyFeed) -> tuple[URL | None, str | None]:
         """The proxy and its ``Proxy-Authorization`` value, if it has credentials."""
         if feed.proxy:
             url = URL(feed.proxy)
@@ -351,7 +352,7 @@ class Fetcher:
                 raise guard.GuardRefused(address, f"{reason}; {host} via proxy")
 
     async def _attempt(
-        self, feed: FeedConfig, validators: Validators, started: float, max_bytes: int | None = None
+        self, feed: AnyFeed, validators: Validators, started: float, max_bytes: int | None = None
     ) -> _Attempt:
         assert self._session is not None
         url = start = URL(feed.url)
@@ -454,7 +455,7 @@ class Fetcher:
 
     async def _read(
         self,
-        feed: FeedConfig,
+        feed: AnyFeed,
         response: aiohttp.ClientResponse,
         validators: Validators,
         started: float,

@@ -53,7 +53,7 @@ class StateKeeper:
         topic = self.topic
         if not topic or producer is None or decision.record is None or not decision.persist:
             return
-        state.saved_material, state.saved_at = decision.material, decision.record.saved_at
+        state.mark_saved(decision.material, decision.record.saved_at)
         partition = shard.state_partition(state.partition, self._partitions, self._partitions)
         try:
             await producer.send(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiokafka import AIOKafkaProducer
 
 from ingestor import headers as hdr
-from ingestor.config import FeedConfig
+from ingestor.fetch.feedspec import AnyFeed
 from ingestor.fetch.http import FetchResult
 from ingestor.models import format_utc
 
@@ -38,7 +38,7 @@ class RawSink:
         self.full_text_mode = full_text_mode
         self.producer: AIOKafkaProducer | None = None
 
-    async def produce(self, feed: FeedConfig, result: FetchResult, *, via: str = "poll") -> None:
+    async def produce(self, feed: AnyFeed, result: FetchResult, *, via: str = "poll") -> None:
         assert self.producer is not None and result.body is not None
         headers = hdr.build(
             [

@@ -38,7 +38,7 @@ log = structlog.get_logger("ingestor.fetch")
 
 def apply(state: FeedState, decision: Decision) -> None:
     """Adopt what the decision says the feed now is (no await: no other attempt sees half of it)."""
-    state.etag, state.last_modified, state.sha256 = decision.etag, decision.last_modified, decision.sha256
+    state.set_validators(decision.etag, decision.last_modified, decision.sha256)
     state.recent, state.timing = decision.recent, decision.timing
     state.history.append(decision.attempt)
 

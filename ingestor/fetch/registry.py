@@ -22,10 +22,11 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from ingestor.config import FeedConfig, Settings
 from ingestor.fetch import shard
 from ingestor.fetch.feeds import FeedRefused, bind_config_secrets, decode_feed, feed_group_id, seed_feeds
-from ingestor.fetch.state import SavedState
-from ingestor.fetch.store import load_states, partition_count
+from ingestor.fetch.state import SavedState, decode
+from ingestor.fetch.store import load_raw_states, partition_count
 from ingestor.kafka import KafkaConnection, StaticMember
 from ingestor.kafka.rebalance import PartitionListener
+from ingestor.memory import release_free_memory
 from ingestor.supervise import Backoff, supervise
 
 log = structlog.get_logger("ingestor.fetch")
@@ -42,6 +43,7 @@ class FeedSink(Protocol):
     def resume_feeds(self, feed_ids: Iterable[str]) -> None: ...
     async def settle(self, feed_ids: Iterable[str]) -> None: ...
     def set_state_partitions(self, count: int) -> None: ...
+    def feeds_in(self, partitions: Iterable[int]) -> list[str]: ...
 
 
 class FeedRegistry:
@@ -59,9 +61,11 @@ class FeedRegistry:
         self._task: asyncio.Task[None] | None = None
         self._owned: set[int] = set()
         self._parked: set[int] = set()
-        self._feeds_by_partition: dict[int, set[str]] = {}
         self._positions: dict[int, int] = {}
-        self._restore: dict[str, SavedState] = {}
+        #: the fetch-state records of the feeds being loaded, raw: each is decoded when its feed's
+        #: definition comes, and dropped once the feed took it over
+        self._restore: dict[str, bytes] = {}
+        self._restore_size = 0  # len(_restore) when last built (see ``_taken``)
         self._feeds_partitions = 0
         self._state_partitions = 0
         self.rebalances = 0
@@ -182,7 +186,8 @@ class FeedRegistry:
         if handover.load and state_topic:
             wanted = shard.state_partitions(handover.load, self._feeds_partitions, self._state_partitions)
             try:
-                self._restore = await load_states(self._connection, state_topic, partitions=wanted)
+                self._restore = await load_raw_states(self._connection, state_topic, partitions=wanted)
+                self._restore_size = len(self._restore)
             except Exception as exc:  # without it the feeds are fetched unconditionally once: no loss
                 log.warning("fetch_state_not_restored", stage="fetch", error=f"{type(exc).__name__}: {exc}")
         consumer = self._consumer
@@ -208,15 +213,19 @@ class FeedRegistry:
         )
 
     def _drop(self, partitions: Iterable[int]) -> None:
-        for partition in list(partitions):
-            for feed_id in self._feeds_by_partition.pop(partition, set()):
-                self._sink.remove_feed(feed_id)
+        dropped = set(partitions)
+        for feed_id in self._ids(dropped):
+            self._sink.remove_feed(feed_id)
+        for partition in dropped:
             self._positions.pop(partition, None)
             self._owned.discard(partition)
             self._parked.discard(partition)
 
     def _ids(self, partitions: Iterable[int]) -> list[str]:
-        return [feed_id for p in partitions for feed_id in self._feeds_by_partition.get(p, ())]
+        """The feeds held of these partitions, as the sink knows them (each feed's partition is
+        in its state there): a set of ids per partition here as well was 60 bytes a feed."""
+        wanted = set(partitions)
+        return self._sink.feeds_in(wanted) if wanted else []
 
     # --- records ----------------------------------------------------------------------
 
@@ -229,9 +238,7 @@ class FeedRegistry:
         if record.key is None:
             return
         feed_id = record.key.decode("utf-8", errors="replace")
-        feeds = self._feeds_by_partition.setdefault(partition, set())
         if record.value is None:
-            feeds.discard(feed_id)
             if self._sink.remove_feed(feed_id):
                 log.info("feed_removed", stage="fetch", feed=feed_id, partition=partition)
             return
@@ -249,14 +256,23 @@ class FeedRegistry:
             )
             return
         if not feed.enabled:
-            feeds.discard(feed_id)
             self._sink.remove_feed(feed_id)
             return
         feed = bind_config_secrets(feed, self._configured.get(feed_id))
-        feeds.add(feed.id)  # the stage's key string (equal to ``feed_id``): one copy per feed
-        saved = self._restore.get(feed_id)
+        raw = self._restore.get(feed_id)
+        saved = decode(raw) if raw is not None else None
         if saved is not None and saved.url == feed.url:
             # taken over by the stage: holding every restored record (and the JSON values it
             # references) until the next rebalance doubled a fetcher's memory (issue 15)
-            del self._restore[feed_id]
+            self._taken(feed_id)
         self._sink.add_feed(feed, saved=saved, partition=partition)
+
+    def _taken(self, feed_id: str) -> None:
+        """Forget a restored record the stage took over.  A dict keeps its size when entries
+        go, so once most are gone the rest move to a dict of their size (or none at all), and
+        the memory the records took is handed back (see ``ingestor.memory``)."""
+        del self._restore[feed_id]
+        if len(self._restore) * 4 <= self._restore_size:
+            self._restore = dict(self._restore)
+            self._restore_size = len(self._restore)
+            release_free_memory()

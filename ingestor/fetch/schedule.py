@@ -11,11 +11,11 @@ ever going under their own floor.
 from __future__ import annotations
 
 import heapq
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ingestor.config import FeedConfig, FetchConfig
+from ingestor.config import FetchConfig
+from ingestor.fetch.feedspec import AnyFeed
 from ingestor.fetch.hints import Hints
 from ingestor.fetch.outcome import Outcome
 
@@ -48,11 +48,26 @@ class Policy:
             jitter=config.jitter,
         )
 
-    def timing_for(self, feed: FeedConfig) -> FeedTiming:
+    def timing_for(self, feed: AnyFeed) -> FeedTiming:
         """A feed's own interval and floor; without a min_interval it may narrow to a quarter."""
         interval = max(self.floor, feed.interval if feed.interval is not None else self.default_interval)
-        wanted_min = feed.min_interval if feed.min_interval is not None else interval / 4
+        wanted_min = feed.min_interval if feed.min_interval is not None else _quarter(interval)
         return FeedTiming(interval=interval, min_interval=max(self.floor, min(interval, wanted_min)))
+
+
+#: ``interval / 4`` by interval: a float object is 32 bytes, and feeds share a few intervals.
+_QUARTERS: dict[float, float] = {}
+_QUARTERS_KEPT = 1024
+
+
+def _quarter(interval: float) -> float:
+    """``interval / 4``, one object per interval (the first ``_QUARTERS_KEPT`` intervals seen)."""
+    quarter = _QUARTERS.get(interval)
+    if quarter is None:
+        quarter = interval / 4
+        if len(_QUARTERS) < _QUARTERS_KEPT:
+            _QUARTERS[interval] = quarter
+    return quarter
 
 
 @dataclass(slots=True)
@@ -130,14 +145,23 @@ def first_delay(timing: FeedTiming, spread: float, rand: Random) -> float:
 
 
 class DueQueue:
-    """Feed ids by due time: a heap with lazy deletion, O(log n) per change, no scans per tick."""
+    """Feed ids by due time: a heap with lazy deletion, O(log n) per change, no scans per tick.
+
+    The heap holds (due time, key) entries; ``_live`` each key's current due time.  Moving or
+    removing a key leaves its old entry in the heap, dropped when it comes up: an entry whose
+    time is not its key's live one.  One entry per feed, and a float shared between the heap
+    and ``_live``, is the least per-feed memory a heap of due times takes (issue 15: a sequence
+    number per entry and a (time, number) tuple per key were about 100 bytes a feed more).
+    Without the number, feeds due at the very same time come out in key order; an old entry
+    with the key's live time is no different from the live one (either pops the key at that
+    time, and the other is stale from then on).
+    """
 
     _COMPACT_SLACK = 1024
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, str]] = []
-        self._live: dict[str, tuple[float, int]] = {}
-        self._seq = itertools.count()
+        self._heap: list[tuple[float, str]] = []
+        self._live: dict[str, float] = {}
 
     def __len__(self) -> int:
         return len(self._live)
@@ -146,14 +170,12 @@ class DueQueue:
         return key in self._live
 
     def due_at(self, key: str) -> float | None:
-        entry = self._live.get(key)
-        return entry[0] if entry else None
+        return self._live.get(key)
 
     def schedule(self, key: str, when: float) -> None:
         """Set (or move) a feed's due time."""
-        seq = next(self._seq)
-        self._live[key] = (when, seq)
-        heapq.heappush(self._heap, (when, seq, key))
+        self._live[key] = when
+        heapq.heappush(self._heap, (when, key))
         if len(self._heap) > 2 * len(self._live) + self._COMPACT_SLACK:
             self._compact()
 
@@ -163,8 +185,8 @@ class DueQueue:
     def _drop_stale(self) -> None:
         heap, live = self._heap, self._live
         while heap:
-            when, seq, key = heap[0]
-            if live.get(key) == (when, seq):
+            when, key = heap[0]
+            if live.get(key) == when:
                 return
             heapq.heappop(heap)
 
@@ -173,18 +195,17 @@ class DueQueue:
         self._drop_stale()
         if not self._heap:
             return None
-        when, _, key = self._heap[0]
-        return when, key
+        return self._heap[0]
 
     def pop_due(self, now: float) -> tuple[float, str] | None:
         """The earliest feed due at or before ``now`` (removed from the queue), else None."""
         self._drop_stale()
         if not self._heap or self._heap[0][0] > now:
             return None
-        when, _, key = heapq.heappop(self._heap)
+        when, key = heapq.heappop(self._heap)
         del self._live[key]
         return when, key
 
     def _compact(self) -> None:
-        self._heap = [(when, seq, key) for key, (when, seq) in self._live.items()]
+        self._heap = [(when, key) for key, when in self._live.items()]
         heapq.heapify(self._heap)

@@ -32,7 +32,8 @@ from ingestor.config import FeedConfig, Settings
 from ingestor.fetch.articles import ArticleFetcher
 from ingestor.fetch.decision import NO_PUSH, FetchPolicy, Verdict, judge
 from ingestor.fetch.dispatcher import HostDispatcher
-from ingestor.fetch.feedstate import AttemptRecord, FeedState, host_of
+from ingestor.fetch.feedspec import FeedSpec
+from ingestor.fetch.feedstate import AttemptRecord, FeedState
 from ingestor.fetch.http import Fetcher, FetchResult, Validators
 from ingestor.fetch.keeper import StateKeeper
 from ingestor.fetch.outcome import Outcome
@@ -123,7 +124,7 @@ class FetchStage:
             else None
         )
 
-    def _feed_config(self, feed_id: str) -> FeedConfig | None:
+    def _feed_config(self, feed_id: str) -> FeedSpec | None:
         state = self._states.get(feed_id)
         return state.feed if state is not None else None
 
@@ -262,13 +263,9 @@ class FetchStage:
             previous = saved.get(feed_id)
             if previous is None or previous.url != state.feed.url:
                 continue
-            state.etag, state.last_modified, state.sha256 = (
-                previous.etag,
-                previous.last_modified,
-                previous.sha256,
-            )
+            state.set_validators(previous.etag, previous.last_modified, previous.sha256)
             previous.apply_to(state.timing)
-            state.saved_material, state.saved_at = adopted(previous, self.instance)
+            state.mark_saved(*adopted(previous, self.instance))
             if self._push is not None:
                 state.recent = self._push.window(previous.recent)
                 if previous.websub is not None:
@@ -281,11 +278,15 @@ class FetchStage:
 
     # --- feeds ----------------------------------------------------------------------
 
-    def _register(self, feed: FeedConfig, now: float) -> FeedState:
-        timing = self._policy.schedule.timing_for(feed)
-        state = FeedState(feed=feed, timing=timing, host=host_of(feed.url))
-        self._states[feed.id] = state
-        self._queue.schedule(feed.id, now + first_delay(timing, self._config.startup_spread, self._rand))
+    def _register(self, feed: FeedConfig | FeedSpec, now: float, *, schedule: bool = True) -> FeedState:
+        """Hold ``feed`` (as a ``FeedSpec``: see ``feedspec``), due after the start-up spread
+        unless ``schedule`` is false (its caller knows when it is due)."""
+        spec = feed if isinstance(feed, FeedSpec) else FeedSpec.of(feed)
+        timing = self._policy.schedule.timing_for(spec)
+        state = FeedState(feed=spec, timing=timing)
+        self._states[spec.id] = state
+        if schedule:
+            self._queue.schedule(spec.id, now + first_delay(timing, self._config.startup_spread, self._rand))
         return state
 
     def add_feed(
@@ -296,33 +297,39 @@ class FetchStage:
         ``saved`` is the state its previous owner left in the fetch-state topic: with it the
         feed resumes with the same validators and next due time (a handover, not a restart).
         """
-        old = self._states.get(feed.id)
-        if old is not None and old.feed == feed:
+        spec = FeedSpec.of(feed)
+        old = self._states.get(spec.id)
+        if old is not None and old.feed == spec:
             old.partition = partition if partition is not None else old.partition
             return
         if old is not None:
             old.removed = True
-            self._queue.remove(feed.id)
+            self._queue.remove(spec.id)
         now = time.time()
-        state = self._register(feed, now)
+        same_url = old is not None and old.feed.url == spec.url
+        resumed = not same_url and saved is not None and saved.url == spec.url
+        # a feed resumed with a due time is scheduled once, below: not twice (a stale heap entry
+        # per feed is memory held until the queue's next compaction)
+        due_known = resumed and saved is not None and saved.next_due is not None
+        state = self._register(spec, now, schedule=not due_known)
         state.partition = partition
-        if old is not None and old.feed.url == feed.url:
-            state.etag, state.last_modified, state.sha256 = old.etag, old.last_modified, old.sha256
+        if old is not None and same_url:
+            state.set_validators(*old.validators())
             state.history, state.recent = old.history, old.recent
-        elif saved is not None and saved.url == feed.url:
-            state.etag, state.last_modified, state.sha256 = saved.etag, saved.last_modified, saved.sha256
+        elif saved is not None and resumed:
+            state.set_validators(saved.etag, saved.last_modified, saved.sha256)
             saved.apply_to(state.timing)
             if self._push is not None:
                 state.recent = self._push.window(saved.recent)
-            state.saved_material, state.saved_at = adopted(saved, self.instance)
+            state.mark_saved(*adopted(saved, self.instance))
             state.history.extend(AttemptRecord.restored(a) for a in saved.attempts)
             if saved.next_due is not None:
                 # overdue (its owner died): soon, spread so that a handover of thousands of feeds
                 # is no burst: a millisecond per feed held, up to a second (one feed: at once)
                 spread = min(state.timing.interval, 1.0, len(self._states) / 1000) * self._rand()
-                self._queue.schedule(feed.id, max(saved.next_due, now + spread))
+                self._queue.schedule(spec.id, max(saved.next_due, now + spread))
             if saved.websub is not None and self._push is not None:  # subscribe with our callback
-                self._push.adopt(feed.id, saved.websub)
+                self._push.adopt(spec.id, saved.websub)
         self._wake.set()
 
     def remove_feed(self, feed_id: str) -> bool:
@@ -368,6 +375,11 @@ class FetchStage:
                     await self._raw.producer.flush()
             except Exception as exc:  # the next owner fetches a little early: no loss
                 log.warning("fetch_state_flush_failed", stage="fetch", error=f"{type(exc).__name__}: {exc}")
+
+    def feeds_in(self, partitions: Iterable[int]) -> list[str]:
+        """The ids of the feeds held of these feeds-topic partitions (sharded mode)."""
+        wanted = set(partitions)
+        return [feed_id for feed_id, state in self._states.items() if state.partition in wanted]
 
     def set_state_partitions(self, count: int) -> None:
         """Co-locate state records with definitions (same partition number) when ``count`` > 0."""
@@ -462,7 +474,8 @@ class FetchStage:
         """One poll: fetch, judge, produce a new body, record; never raises for a feed's sake."""
         feed = state.feed
         try:
-            result = await self._fetcher.fetch(feed, Validators(state.etag, state.last_modified))
+            etag, last_modified, _ = state.validators()
+            result = await self._fetcher.fetch(feed, Validators(etag, last_modified))
             link = self._push.before_poll(feed.id) if self._push is not None else NO_PUSH
             verdict = judge(state, result, self._policy, link)
             if verdict.produce:

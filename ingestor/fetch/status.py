@@ -100,14 +100,15 @@ def feed_status(
     websub: dict[str, object] | None,
 ) -> FeedStatus:
     """One feed as ``feeds status`` shows it."""
+    etag, last_modified, sha256 = state.validators()
     return FeedStatus(
         feed_id=state.feed.id,
         url=state.feed.url,
         next_due=utc(due) if due is not None else None,
         failures=state.timing.failures,
-        etag=state.etag,
-        last_modified=state.last_modified,
-        sha256=state.sha256,
+        etag=etag,
+        last_modified=last_modified,
+        sha256=sha256,
         effective_interval=state.timing.effective_interval(now),
         attempts=tuple(state.history),
         partition=state.partition,

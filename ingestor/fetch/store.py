@@ -65,14 +65,27 @@ async def load_states(
     partitions: Iterable[int] | None = None,
 ) -> dict[str, SavedState]:
     """The latest readable state per feed id (an unreadable record counts as none)."""
+    raw = await load_raw_states(connection, topic, timeout=timeout, partitions=partitions)
+    return {key: saved for key, value in raw.items() if (saved := decode(value)) is not None}
+
+
+async def load_raw_states(
+    connection: KafkaConnection,
+    topic: str,
+    *,
+    timeout: float = 30.0,
+    partitions: Iterable[int] | None = None,
+) -> dict[str, bytes]:
+    """The latest state record per feed id, not decoded yet (``state.decode``; an unreadable one
+    decodes as None).  The registry decodes each when its feed is added: decoded all at once,
+    they were about twice the records' size on top of them during a load (issue 15)."""
     parts = None if partitions is None else sorted(set(partitions))
     raw = await read_latest(connection, topic, timeout=timeout, partitions=parts)
-    states = {key: saved for key, value in raw.items() if (saved := decode(value)) is not None}
     log.info(
         "fetch_state_loaded",
         stage="fetch",
         topic=topic,
-        feeds=len(states),
+        feeds=len(raw),
         partitions=parts if parts is not None else "all",
     )
-    return states
+    return raw

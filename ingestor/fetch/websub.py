@@ -30,11 +30,10 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import aiohttp
 import structlog
-from aiohttp import web
 from yarl import URL
 
 from ingestor.config import FetchConfig
@@ -51,6 +50,9 @@ from ingestor.fetch.websub_protocol import (
     token_ok,
     verification_ok,
 )
+
+if TYPE_CHECKING:  # the callback listener's server side is imported when it starts (see ``start``)
+    from aiohttp import web
 
 log = structlog.get_logger("ingestor.fetch")
 
@@ -144,6 +146,10 @@ class WebSubscriber:
             trust_env=False,
             headers={"User-Agent": cfg.user_agent},
         )
+        # here, not at the top: aiohttp's server side (1.4 MiB resident) is loaded only by a
+        # fetcher that takes callbacks, which is one with websub.callback_url, at its start
+        from aiohttp import web
+
         app = web.Application(client_max_size=cfg.max_body_bytes)
         base = URL(self._callback_base).path.rstrip("/")
         app.router.add_get(base + "/{feed_id}/{token}", self._verify)
@@ -455,6 +461,8 @@ class WebSubscriber:
     def _refuse_verification(
         self, feed_id: str, mode: str | None, topic: str | None, reason: str
     ) -> web.Response:
+        from aiohttp import web
+
         log.warning(
             "websub_verification_refused", stage="fetch", feed=feed_id, mode=mode, topic=topic, reason=reason
         )
@@ -463,6 +471,8 @@ class WebSubscriber:
     async def _verify(self, request: web.Request) -> web.Response:
         """A hub's verification of intent (or denial).  Nothing changes unless it names a
         request we sent and are still waiting for (or, for a denial, a callback we hold)."""
+        from aiohttp import web
+
         feed_id, token = request.match_info["feed_id"], request.match_info["token"]
         query = request.query
         mode, topic = query.get("hub.mode"), query.get("hub.topic")
@@ -515,6 +525,8 @@ class WebSubscriber:
     ) -> web.Response:
         """A hub may deny a request, or revoke a subscription later; either only for a callback
         it knows, which a stranger does not (the token is random per request)."""
+        from aiohttp import web
+
         ours = (pending is not None and pending.mode == "subscribe") or token in sub.callbacks
         if not ours or topic != sub.topic:
             return self._refuse_verification(sub.feed_id, "denied", topic, "not a request of ours")
@@ -531,6 +543,8 @@ class WebSubscriber:
     async def _gone(self, request: web.Request) -> web.Response:
         """A callback without a token: a subscription made by an older version. 410 tells the
         hub to drop it; a fresh subscription replaces it."""
+        from aiohttp import web
+
         if request.method == "GET":
             return web.Response(status=404, text="no such subscription request")
         return web.Response(status=410, text="not subscribed")
@@ -543,6 +557,8 @@ class WebSubscriber:
         )
 
     async def _push(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
         feed_id, token = request.match_info["feed_id"], request.match_info["token"]
         sub = self._subs.get(feed_id)
         callback = sub.callbacks.get(token) if sub is not None and sub.status != "unsubscribing" else None

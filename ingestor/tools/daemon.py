@@ -14,7 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Sequence
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import structlog
 from aiokafka.errors import KafkaError
@@ -24,8 +24,10 @@ from ingestor.config import Settings, TopicsConfig
 from ingestor.consumer_loop import ConsumeLoop
 from ingestor.kafka import EmbeddedBroker, KafkaConnection, ensure_topics, read_records
 from ingestor.ops import metrics
-from ingestor.ops.server import OpsServer
 from ingestor.tools.fetchers import FetchProcesses, die_with_parent, run_loop, tune_gc
+
+if TYPE_CHECKING:  # imported where it is started: see ``Daemon.start``
+    from ingestor.ops.server import OpsServer
 
 log = structlog.get_logger("ingestor.runtime")
 
@@ -164,6 +166,10 @@ class Daemon:
     async def start(self) -> None:
         metrics.set_labeled_feeds(self.settings.ops.labeled_feeds)
         if self.settings.ops.listen and self.ops is None:  # first: /livez answers during start-up
+            # imported here: a process without ops.listen (a fetch child of a daemon without it)
+            # never loads aiohttp's server side (2.5 MiB resident with the ops server's own)
+            from ingestor.ops.server import OpsServer
+
             self.ops = OpsServer(self.settings.ops.listen, self)
             await self.ops.start()
         bootstrap = await self._bootstrap()

@@ -29,7 +29,8 @@ from ingestor.fetch.decision import (
     missed_by_hub,
     subscription_target,
 )
-from ingestor.fetch.feedstate import FeedState, host_of
+from ingestor.fetch.feedspec import FeedSpec
+from ingestor.fetch.feedstate import FeedState
 from ingestor.fetch.hints import Hints
 from ingestor.fetch.http import FetchResult
 from ingestor.fetch.outcome import Outcome
@@ -55,8 +56,8 @@ def sha(body: bytes) -> str:
 
 
 def feed_state(**fields: object) -> FeedState:
-    feed = FeedConfig(id="f", url=URL, interval=60)
-    state = FeedState(feed=feed, timing=SCHEDULE.timing_for(feed), host=host_of(URL))
+    feed = FeedSpec.of(FeedConfig(id="f", url=URL, interval=60))
+    state = FeedState(feed=feed, timing=SCHEDULE.timing_for(feed))
     for name, value in fields.items():
         setattr(state, name, value)
     return state

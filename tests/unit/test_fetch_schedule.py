@@ -166,3 +166,26 @@ def test_due_queue_pops_in_time_order() -> None:
     popped = [q.pop_due(10**6) for _ in range(1000)]
     times = [p[0] for p in popped if p is not None]
     assert len(times) == 1000 and times == sorted(times)
+
+
+def test_due_queue_keeps_one_entry_per_schedule_and_ties_come_out_in_key_order() -> None:
+    """Entries are (time, key) pairs sharing the time with the live table (issue 15): no
+    sequence number, so feeds due at the same instant come out by id."""
+    q = DueQueue()
+    for key in ("c", "a", "b"):
+        q.schedule(key, 5.0)
+    assert all(type(entry) is tuple and len(entry) == 2 for entry in q._heap)
+    assert [q.pop_due(5.0) for _ in range(4)] == [(5.0, "a"), (5.0, "b"), (5.0, "c"), None]
+
+
+def test_due_queue_an_old_entry_at_the_live_time_pops_the_key_once() -> None:
+    q = DueQueue()
+    q.schedule("a", 5.0)
+    q.remove("a")
+    q.schedule("a", 5.0)  # two entries (5, "a"), both matching the live time
+    q.schedule("b", 6.0)
+    q.schedule("b", 7.0)
+    q.schedule("b", 6.0)  # moved back: the entry at 7 is stale
+    assert q.pop_due(10.0) == (5.0, "a")
+    assert q.pop_due(10.0) == (6.0, "b")
+    assert q.pop_due(10.0) is None and len(q) == 0 and q.peek() is None

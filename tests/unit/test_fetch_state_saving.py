@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ingestor.fetch.state import SavedAttempt, SavedState, due_for_saving, material
+from ingestor.fetch.state import SavedAttempt, SavedState, SubscriptionState, due_for_saving, material
 
 BASE = SavedState(
     url="https://example.org/feed.xml",
@@ -50,3 +50,18 @@ def test_what_a_restart_must_not_lose_is_written_at_once() -> None:
 
 def test_the_first_save_of_an_instance_always_happens() -> None:
     assert due_for_saving(None, material(BASE), saved_at=0.0, now=1.0, every=60.0)
+
+
+def test_material_is_a_small_fingerprint_of_every_field_that_matters() -> None:
+    """Kept per feed (issue 15): a 60-bit int, 32 bytes, instead of a tuple of the fields."""
+    fingerprint = material(BASE)
+    assert isinstance(fingerprint, int) and 0 <= fingerprint < 2**60
+    assert material(replace(BASE)) == fingerprint
+    changes = (
+        {"url": "https://example.org/other.xml"},
+        {"last_change_at": 1001.0},
+        {"websub": SubscriptionState("https://hub.example/", "https://example.org/feed.xml", 9.0)},
+        {"recent": ("abc",)},
+        {"etag": None},
+    )
+    assert len({fingerprint, *(material(replace(BASE, **change)) for change in changes)}) == 1 + len(changes)
