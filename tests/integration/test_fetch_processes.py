@@ -160,6 +160,9 @@ async def test_two_fetch_processes_share_the_feeds(
             assert max(counts.values()) <= window / INTERVAL * 1.3 + 1, counts
 
         # a child killed is started again, and the feeds stay fetched
+        assert alive(children[0]), "a fetch process ended on its own:\n" + "\n".join(
+            line[:400] for line in daemon.lines if "fetch_process" in line or "error" in line
+        )
         os.kill(children[0], 9)
         await asyncio.to_thread(daemon.wait_for, "fetch_process_exited", 1, 20)
         restarted = await asyncio.to_thread(daemon.wait_for, "fetch_process_started", 3, 30)
