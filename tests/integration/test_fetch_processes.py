@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import re
+import socket
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -22,7 +24,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from ingestor.kafka.embedded import free_port
 from tests.conftest import make_settings
 from tests.integration.daemon_process import Daemon, write_config
 
@@ -77,6 +78,32 @@ async def metric(session: aiohttp.ClientSession, port: int, name: str) -> float:
     return float(found.group(1))
 
 
+def free_port_run(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports, below the kernel's ephemeral range.
+
+    The children listen on the parent's port + 1 + index.  A run taken from the ephemeral range
+    (where ``bind(0)`` and outgoing connections get their ports) can be taken by another test's
+    socket before a child binds it, which is how this test once failed under parallel load.
+    """
+    low, _ = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    rng = random.Random()
+    for _ in range(200):
+        first = rng.randrange(10_000, max(10_001, low - count))
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise AssertionError("no run of free ports found")
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -91,7 +118,7 @@ async def test_two_fetch_processes_share_the_feeds(
     base = await server.start()
     feeds = [{"id": f"f{i:02d}", "url": f"{base}/feed/f{i:02d}", "interval": INTERVAL} for i in range(FEEDS)]
     settings = make_settings(broker_address)
-    ops_port = free_port("127.0.0.1")
+    ops_port = free_port_run(3)
     config = write_config(
         tmp_path / "fetch.yaml",
         {
