@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import random
 import socket
 import ssl
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
@@ -49,6 +51,8 @@ from ingestor.secrets import SecretPolicy, SecretUnavailable, mask_url, origin_o
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
+#: (scheme, host, port): what a kept-alive connection can be reused for
+_Origin = tuple[str, str | None, int | None]
 #: How much of an error response is read, to tell a bot wall from a plain error.
 _ERROR_SNIFF_BYTES = 64 * 1024
 _FEED_ACCEPT = (
@@ -181,6 +185,7 @@ class Fetcher:
         self._secrets = SecretPolicy(config.secret_env, config.secret_dirs)
         self._target_resolver: AbstractResolver | None = None  # proxied targets, checked by the guard
         self._own_resolver = False
+        self._in_flight: dict[_Origin, int] = {}  # see ``_attempt``
 
     async def start(self) -> None:
         if self._session is not None:
@@ -266,6 +271,19 @@ class Fetcher:
         outcome: _Attempt = await retrying(attempt)
         result = outcome.result
         return replace(result, attempts=attempts, duration_ms=(time.perf_counter() - started) * 1000)
+
+    @contextlib.contextmanager
+    def _fetching(self, origin: _Origin) -> Iterator[None]:
+        """Count a request to ``origin`` as in flight while it runs (see ``_attempt``)."""
+        self._in_flight[origin] = self._in_flight.get(origin, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._in_flight[origin] - 1
+            if left:
+                self._in_flight[origin] = left
+            else:
+                del self._in_flight[origin]
 
     def _request_headers(self, feed: AnyFeed, validators: Validators) -> dict[str, str]:
         headers = {
@@ -391,6 +409,15 @@ class Fetcher:
             async with asyncio.timeout(self._config.total_timeout):
                 while True:
                     headers = self._request_headers(feed, validators)
+                    # One idle connection per origin at most: a request that overlaps another to
+                    # the same origin asks for its connection to be closed after the response.
+                    # The pool reuses connections round-robin, so each second connection a host
+                    # once needed would otherwise stay open for good (~10 KB each, thousands of
+                    # hosts: bench/fetch.py grew 40 MiB per process in two minutes), and hold a
+                    # socket at the publisher's end for nothing.
+                    origin = (url.scheme, url.host, url.port)
+                    if origin in self._in_flight:
+                        headers["Connection"] = "close"
                     # a redirect off the origin leaves credentials behind (no parsing without any)
                     if own and (url is start or origin_of(url) == origin_of(start)):
                         headers.update(own)
@@ -404,47 +431,48 @@ class Fetcher:
                                 proxy_headers = {"Proxy-Authorization": proxy_authorization}
                             else:
                                 headers["Proxy-Authorization"] = proxy_authorization
-                    async with self._session.get(
-                        url,
-                        headers=headers,
-                        proxy=proxy,
-                        proxy_headers=proxy_headers,
-                        allow_redirects=False,
-                    ) as response:
-                        location = response.headers.get("Location")
-                        if response.status in _REDIRECTS and location:
-                            try:
-                                target = response.url.join(URL(location))
-                            except ValueError:
-                                return failed(
-                                    Outcome.PROTOCOL,
-                                    f"bad redirect location {location!r}",
-                                    status=response.status,
-                                )
-                            if target.scheme not in ("http", "https"):
-                                return failed(
-                                    Outcome.PROTOCOL,
-                                    f"redirect to a {target.scheme!r} URL",
-                                    status=response.status,
-                                )
-                            seen.add(str(url))
-                            if str(target) in seen:
-                                return failed(
-                                    Outcome.REDIRECT_LOOP,
-                                    f"redirect loop back to {target}",
-                                    status=response.status,
-                                )
-                            if redirects >= self._config.max_redirects:
-                                return failed(
-                                    Outcome.REDIRECT_LOOP,
-                                    f"more than {self._config.max_redirects} redirects",
-                                    status=response.status,
-                                )
-                            seen.add(str(target))
-                            url = target
-                            redirects += 1
-                            continue
-                        return await self._read(feed, response, validators, started, redirects, max_bytes)
+                    with self._fetching(origin):
+                        async with self._session.get(
+                            url,
+                            headers=headers,
+                            proxy=proxy,
+                            proxy_headers=proxy_headers,
+                            allow_redirects=False,
+                        ) as response:
+                            location = response.headers.get("Location")
+                            if response.status in _REDIRECTS and location:
+                                try:
+                                    target = response.url.join(URL(location))
+                                except ValueError:
+                                    return failed(
+                                        Outcome.PROTOCOL,
+                                        f"bad redirect location {location!r}",
+                                        status=response.status,
+                                    )
+                                if target.scheme not in ("http", "https"):
+                                    return failed(
+                                        Outcome.PROTOCOL,
+                                        f"redirect to a {target.scheme!r} URL",
+                                        status=response.status,
+                                    )
+                                seen.add(str(url))
+                                if str(target) in seen:
+                                    return failed(
+                                        Outcome.REDIRECT_LOOP,
+                                        f"redirect loop back to {target}",
+                                        status=response.status,
+                                    )
+                                if redirects >= self._config.max_redirects:
+                                    return failed(
+                                        Outcome.REDIRECT_LOOP,
+                                        f"more than {self._config.max_redirects} redirects",
+                                        status=response.status,
+                                    )
+                                seen.add(str(target))
+                                url = target
+                                redirects += 1
+                                continue
+                            return await self._read(feed, response, validators, started, redirects, max_bytes)
         except asyncio.CancelledError:
             raise
         except _DnsBeforeProxy as exc:

@@ -5,6 +5,7 @@ Every fetcher here resolves names with ``StaticResolver`` and connects only to l
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import resource
 import time
@@ -253,6 +254,42 @@ async def test_user_agent_headers_and_basic_auth(server: FeedServer, base: str) 
         assert moved.outcome is Outcome.OK and moved.final_url.startswith("http://other.test:")
         assert "Authorization" not in server.requests[-1].headers
         assert "Authorization" in server.requests[-2].headers
+    finally:
+        await fetcher.close()
+
+
+async def test_at_most_one_idle_connection_per_origin(server: FeedServer, base: str) -> None:
+    """Overlapping fetches of one host need a second connection; it is not kept afterwards.
+
+    The pool hands connections out round-robin, so a second connection kept alive would stay
+    open for as long as the host is polled: thousands of hosts, thousands of idle sockets.
+    """
+    fetcher = await fetcher_for(fetch_config(per_host_concurrency=4))
+    assert server.server is not None and server.server.runner is not None
+    web_server = server.server.runner.server
+    assert web_server is not None
+    try:
+        for _ in range(3):
+            first, second = await asyncio.gather(
+                fetcher.fetch(feed(f"{base}/slow/1?s=0.3")), fetcher.fetch(feed(f"{base}/slow/2?s=0.1"))
+            )
+            assert first.outcome is second.outcome is Outcome.OK
+            assert server.max_concurrent == 2  # they did overlap
+            overlapping = server.requests[-1]
+            assert overlapping.path == "/slow/2" and overlapping.headers.get("Connection") == "close"
+            assert server.requests[-2].headers.get("Connection") != "close"
+            deadline = time.monotonic() + 2
+            while len(web_server.connections) > 1:  # the closed one goes within moments
+                assert time.monotonic() < deadline, f"{len(web_server.connections)} connections open"
+                await asyncio.sleep(0.02)
+        # a fetch on its own keeps the connection alive and reuses it
+        peers = []
+        for _ in range(3):
+            assert (await fetcher.fetch(feed(f"{base}/etag"))).outcome is Outcome.OK
+            transport = server.requests[-1].transport
+            assert transport is not None and server.requests[-1].headers.get("Connection") != "close"
+            peers.append(transport.get_extra_info("peername"))
+        assert len(set(peers)) == 1
     finally:
         await fetcher.close()
 
