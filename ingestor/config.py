@@ -442,6 +442,12 @@ class FetchConfig(_Section):
     max_redirects: int = Field(default=5, ge=0, le=20)
     per_host_concurrency: int = Field(default=2, ge=1)
     global_concurrency: int = Field(default=100, ge=1)
+    max_idle_connections: int = Field(
+        default=4096,
+        ge=0,
+        description="idle kept-alive connections per fetch process, at most (~10 KB and a descriptor each)",
+    )
+    keepalive: PositiveDuration = Field(default=15.0, description="how long an idle connection is kept")
     retries: int = Field(default=2, ge=0, le=10, description="in-fetch retries of transient errors")
     retry_backoff: Duration = Field(default=0.5, description="first in-fetch retry delay (doubles, jittered)")
     retry_backoff_max: Duration = 8.0

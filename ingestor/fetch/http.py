@@ -39,6 +39,7 @@ from ingestor.config import FetchConfig
 from ingestor.fetch import guard
 from ingestor.fetch.feedspec import AnyFeed
 from ingestor.fetch.hints import Hints, from_response
+from ingestor.fetch.keepalive import IdleConnectionBudget, Origin
 from ingestor.fetch.outcome import (
     Outcome,
     bot_wall,
@@ -51,8 +52,6 @@ from ingestor.secrets import SecretPolicy, SecretUnavailable, mask_url, origin_o
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
-#: (scheme, host, port): what a kept-alive connection can be reused for
-_Origin = tuple[str, str | None, int | None]
 #: How much of an error response is read, to tell a bot wall from a plain error.
 _ERROR_SNIFF_BYTES = 64 * 1024
 _FEED_ACCEPT = (
@@ -185,7 +184,7 @@ class Fetcher:
         self._secrets = SecretPolicy(config.secret_env, config.secret_dirs)
         self._target_resolver: AbstractResolver | None = None  # proxied targets, checked by the guard
         self._own_resolver = False
-        self._in_flight: dict[_Origin, int] = {}  # see ``_attempt``
+        self._idle = IdleConnectionBudget(config.max_idle_connections, config.keepalive)
 
     async def start(self) -> None:
         if self._session is not None:
@@ -199,6 +198,7 @@ class Fetcher:
             ),
             resolver=self._resolver,
             ttl_dns_cache=300,
+            keepalive_timeout=cfg.keepalive,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -273,17 +273,16 @@ class Fetcher:
         return replace(result, attempts=attempts, duration_ms=(time.perf_counter() - started) * 1000)
 
     @contextlib.contextmanager
-    def _fetching(self, origin: _Origin) -> Iterator[None]:
-        """Count a request to ``origin`` as in flight while it runs (see ``_attempt``)."""
-        self._in_flight[origin] = self._in_flight.get(origin, 0) + 1
+    def _connection_for(self, origin: Origin, headers: dict[str, str]) -> Iterator[None]:
+        """Around one request: asks for the connection to be closed afterwards unless the
+        idle-connection budget (``ingestor/fetch/keepalive.py``) keeps it."""
+        keep = self._idle.start(origin, time.monotonic())
+        if not keep:
+            headers["Connection"] = "close"
         try:
             yield
         finally:
-            left = self._in_flight[origin] - 1
-            if left:
-                self._in_flight[origin] = left
-            else:
-                del self._in_flight[origin]
+            self._idle.finish(origin, time.monotonic(), keep)
 
     def _request_headers(self, feed: AnyFeed, validators: Validators) -> dict[str, str]:
         headers = {
@@ -409,15 +408,6 @@ class Fetcher:
             async with asyncio.timeout(self._config.total_timeout):
                 while True:
                     headers = self._request_headers(feed, validators)
-                    # One idle connection per origin at most: a request that overlaps another to
-                    # the same origin asks for its connection to be closed after the response.
-                    # The pool reuses connections round-robin, so each second connection a host
-                    # once needed would otherwise stay open for good (~10 KB each, thousands of
-                    # hosts: bench/fetch.py grew 40 MiB per process in two minutes), and hold a
-                    # socket at the publisher's end for nothing.
-                    origin = (url.scheme, url.host, url.port)
-                    if origin in self._in_flight:
-                        headers["Connection"] = "close"
                     # a redirect off the origin leaves credentials behind (no parsing without any)
                     if own and (url is start or origin_of(url) == origin_of(start)):
                         headers.update(own)
@@ -431,7 +421,7 @@ class Fetcher:
                                 proxy_headers = {"Proxy-Authorization": proxy_authorization}
                             else:
                                 headers["Proxy-Authorization"] = proxy_authorization
-                    with self._fetching(origin):
+                    with self._connection_for((url.scheme, url.host, url.port), headers):
                         async with self._session.get(
                             url,
                             headers=headers,

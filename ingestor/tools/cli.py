@@ -62,7 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     configure_logging(logs.level, logs.format)
     stages = args.stage or ["fetch", "parse", "dedup"]
     from ingestor.tools.daemon import run_until
-    from ingestor.tools.fetchers import run_loop, tune_gc
+    from ingestor.tools.fetchers import raise_descriptor_limit, run_loop, tune_gc
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -73,6 +73,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     # children (ingestor/tools/fetchers.py), and this one, which only supervises them, asyncio.
     fetches_here = "fetch" in stages and settings.fetch.process_count == 1
     tune_gc()
+    if "fetch" in stages:
+        raise_descriptor_limit(settings.fetch)
     try:
         run_loop(main(), settings.fetch.event_loop if fetches_here else "asyncio")
     except ConfigError as exc:  # found only when used, e.g. an SSL file removed since start-up

@@ -24,7 +24,7 @@ from ingestor.config import Settings, TopicsConfig
 from ingestor.consumer_loop import ConsumeLoop
 from ingestor.kafka import EmbeddedBroker, KafkaConnection, ensure_topics, read_records
 from ingestor.ops import metrics
-from ingestor.tools.fetchers import FetchProcesses, die_with_parent, run_loop, tune_gc
+from ingestor.tools.fetchers import FetchProcesses, die_with_parent, raise_descriptor_limit, run_loop, tune_gc
 
 if TYPE_CHECKING:  # imported where it is started: see ``Daemon.start``
     from ingestor.ops.server import OpsServer
@@ -282,6 +282,7 @@ def fetch_child(
 
     configure_logging(settings.logging.level, settings.logging.format)
     tune_gc()
+    raise_descriptor_limit(settings.fetch)
     run_loop(_fetch_child(settings, conn), settings.fetch.event_loop)
 
 

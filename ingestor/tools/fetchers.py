@@ -29,6 +29,7 @@ import gc
 import multiprocessing
 import multiprocessing.connection
 import os
+import resource
 import signal
 import sys
 import time
@@ -40,7 +41,7 @@ from typing import Any, Literal
 
 import structlog
 
-from ingestor.config import Settings
+from ingestor.config import FetchConfig, Settings
 from ingestor.fetch.status import FetchHealth
 from ingestor.kafka import KafkaConnection
 from ingestor.supervise import Backoff
@@ -63,6 +64,35 @@ _START_WAIT_S = 60.0
 LoopKind = Literal["asyncio", "uvloop"]
 #: A child's entry point: (its settings, its index, the parent's pid, the pipe to the parent).
 ChildMain = Callable[[Settings, int, int, multiprocessing.connection.Connection], None]
+
+
+#: Descriptors a fetch process needs besides its fetches' and idle connections': the broker's
+#: connections, the ops server, logs, the interpreter's own files.
+_OTHER_DESCRIPTORS = 256
+
+
+def raise_descriptor_limit(config: FetchConfig) -> None:
+    """Raise the soft limit on open files to what the fetch settings can use, within the hard
+    limit; say so if even the hard limit is too low (fetches would then fail to connect with
+    "too many open files", one by one, instead of the setting being visibly wrong)."""
+    need = config.global_concurrency + config.max_idle_connections + _OTHER_DESCRIPTORS
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):  # no such limit on this platform
+        return
+    if soft != resource.RLIM_INFINITY and soft < need:
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        with contextlib.suppress(OSError, ValueError):  # refused: reported below as too low
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft != resource.RLIM_INFINITY and soft < need:
+        log.warning(
+            "descriptor_limit_low",
+            limit=soft,
+            needed=need,
+            hint="raise the open-files limit (ulimit -n, LimitNOFILE=) or lower "
+            "fetch.global_concurrency / fetch.max_idle_connections",
+        )
 
 
 def tune_gc() -> None:

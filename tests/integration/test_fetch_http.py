@@ -294,6 +294,29 @@ async def test_at_most_one_idle_connection_per_origin(server: FeedServer, base: 
         await fetcher.close()
 
 
+async def test_past_the_idle_budget_new_connections_close(server: FeedServer, base: str) -> None:
+    """Origins fetched one after another each keep a connection until the budget is spent."""
+    names = {f"h{n}.test": "127.0.0.1" for n in range(4)}
+    fetcher = await fetcher_for(fetch_config(max_idle_connections=2), names)
+    assert server.server is not None and server.server.runner is not None
+    web_server = server.server.runner.server
+    assert web_server is not None
+    try:
+        for n in range(4):
+            result = await fetcher.fetch(feed(f"http://h{n}.test:{server.port}/etag"))
+            assert result.outcome is Outcome.OK
+            assert (server.requests[-1].headers.get("Connection") == "close") is (n >= 2)
+        deadline = time.monotonic() + 2
+        while len(web_server.connections) > 2:
+            assert time.monotonic() < deadline, f"{len(web_server.connections)} connections open"
+            await asyncio.sleep(0.02)
+        # the two kept are reused
+        assert (await fetcher.fetch(feed(f"http://h0.test:{server.port}/etag"))).outcome is Outcome.OK
+        assert server.requests[-1].headers.get("Connection") != "close"
+    finally:
+        await fetcher.close()
+
+
 async def test_proxy(server: FeedServer, base: str) -> None:
     resolver_names: dict[str, str] = {}  # the feed's host is never resolved: the proxy is dialled
     fetcher = await fetcher_for(fetch_config(proxy=base), resolver_names)

@@ -112,3 +112,46 @@ def test_uvloop_runs_the_coroutine() -> None:
 
     run_loop(main(), "uvloop")
     assert seen and seen[0].startswith("uvloop")
+
+
+class Limits:
+    """A stand-in for ``resource``'s open-files limit: (soft, hard), and whether raising is refused."""
+
+    RLIMIT_NOFILE = 7
+    RLIM_INFINITY = -1
+
+    def __init__(self, soft: int, hard: int, refuse: bool = False) -> None:
+        self.soft, self.hard, self.refuse = soft, hard, refuse
+
+    def getrlimit(self, _: int) -> tuple[int, int]:
+        return self.soft, self.hard
+
+    def setrlimit(self, _: int, limits: tuple[int, int]) -> None:
+        if self.refuse:
+            raise ValueError("not allowed")
+        self.soft, self.hard = limits
+
+
+@pytest.mark.parametrize(
+    ("soft", "hard", "refuse", "soft_after", "warned"),
+    [
+        (1024, 65536, False, 100 + 4096 + 256, False),  # raised to what the settings use
+        (100_000, 200_000, False, 100_000, False),  # already enough: left alone
+        (1024, 2048, False, 2048, True),  # the hard limit is too low: raised to it, and said
+        (1024, 65536, True, 1024, True),  # raising refused: said
+        (1024, -1, False, 100 + 4096 + 256, False),  # no hard limit
+    ],
+)
+def test_the_descriptor_limit_is_raised_to_what_fetching_can_use(
+    monkeypatch: pytest.MonkeyPatch, soft: int, hard: int, refuse: bool, soft_after: int, warned: bool
+) -> None:
+    from structlog.testing import capture_logs
+
+    from ingestor.tools import fetchers
+
+    limits = Limits(soft, hard, refuse)
+    monkeypatch.setattr(fetchers, "resource", limits)
+    with capture_logs() as logs:
+        fetchers.raise_descriptor_limit(load_settings(None).fetch)
+    assert limits.soft == soft_after
+    assert [e["event"] for e in logs] == (["descriptor_limit_low"] if warned else [])
