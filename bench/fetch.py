@@ -11,8 +11,11 @@ loop against the same server, and the server's own capacity.
 The server runs in its own process and counts the requests it answered (that count is printed
 next to the fetchers' own).  It serves ``/f/<i>``: 304 to the right ETag for most feeds, a
 changing body every 10 s for 3%, 0.5 s slow for 1%, 500 for 1%.  Each feed has its own host
-name (``h<i mod hosts>.bench.test``, resolved to 127.0.0.1 by a static resolver: nothing
-leaves loopback) so the per-host cap applies as in the wild.  Feeds start warm: their
+name (``h<i mod hosts>.bench.test``, resolved by a static resolver to one of
+``SERVER_ADDRESSES`` loopback addresses, 127.0.0.1-127.0.0.32, on all of which the server
+listens: nothing leaves loopback) so the per-host cap and the connection budget apply as in
+the wild.  One address would not do at a million feeds: every connection to one address
+and port needs its own local port, and the ~28,000 of the ephemeral range run out.  Feeds start warm: their
 definitions are on the feeds topic and their fetch state (validators, next due time spread
 over one interval, last written over one ``fetch.state_refresh`` before the window) on the
 fetch-state topic, as a running fetcher leaves them, so the window writes state records at a
@@ -89,6 +92,8 @@ BODY = (
     b"<item><guid>%d</guid></item></channel></rss>"
 )
 STATE_TOPIC = "bench.fetch-state"
+#: the loopback addresses the feed server listens on (Linux routes all of 127.0.0.0/8 to lo)
+SERVER_ADDRESSES = [f"127.0.0.{n}" for n in range(1, 33)]
 #: fetching at least this share of --rate means the stage kept up: its ratio is a floor
 KEPT_UP_SHARE = 0.97
 
@@ -144,13 +149,16 @@ class FeedServer(asyncio.Protocol):
             self._answered.value += 64  # one process writes it: no lock needed
         i = int(path[3:])
         kind = i % 100
+        headers = headers.lower()
+        # as HTTP/1.1 asks of every server: close after answering a request that says so
+        close = b"connection: close" in headers
         if kind == 1:
-            transport.write(_FAILED)
+            self._send(_FAILED, close)
             return
         version = int(time.time() // 10) if kind in (2, 3, 4) else 0
         etag = b'"%d-%d"' % (i, version)
         sent = None
-        at = headers.lower().find(b"if-none-match:")
+        at = headers.find(b"if-none-match:")
         if at >= 0:
             stop = headers.find(b"\r\n", at)
             sent = headers[at + 14 : stop if stop >= 0 else len(headers)].strip()
@@ -160,13 +168,18 @@ class FeedServer(asyncio.Protocol):
             body = BODY % (i, version)
             response = _OK % (etag, len(body), body)
         if kind == 0:  # the slow feeds
-            asyncio.get_running_loop().call_later(0.5, self._late, response)
+            asyncio.get_running_loop().call_later(0.5, self._late, response, close)
         else:
-            transport.write(response)
+            self._send(response, close)
 
-    def _late(self, response: bytes) -> None:
+    def _late(self, response: bytes, close: bool) -> None:
         if self._transport is not None:
-            self._transport.write(response)
+            self._send(response, close)
+
+    def _send(self, response: bytes, close: bool) -> None:
+        self._transport.write(response)
+        if close:
+            self._transport.close()
 
 
 def serve(port: int, answered: Synchronized[int]) -> None:
@@ -176,7 +189,7 @@ def serve(port: int, answered: Synchronized[int]) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: FeedServer(counter, answered), "127.0.0.1", port, backlog=4096, reuse_address=True
+            lambda: FeedServer(counter, answered), SERVER_ADDRESSES, port, backlog=4096, reuse_address=True
         )
         async with server:
             await server.serve_forever()
@@ -185,11 +198,15 @@ def serve(port: int, answered: Synchronized[int]) -> None:
 
 
 class LoopbackResolver(AbstractResolver):
+    """``h<n>.bench.test`` -> ``SERVER_ADDRESSES[n % 32]``; any other name -> 127.0.0.1."""
+
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
+        number = host.partition(".")[0][1:]
+        address = SERVER_ADDRESSES[int(number) % len(SERVER_ADDRESSES)] if number.isdigit() else "127.0.0.1"
         return [
-            ResolveResult(hostname=host, host="127.0.0.1", port=port, family=socket.AF_INET, proto=0,
+            ResolveResult(hostname=host, host=address, port=port, family=socket.AF_INET, proto=0,
                           flags=socket.AI_NUMERICHOST)
         ]  # fmt: skip
 

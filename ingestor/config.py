@@ -443,7 +443,7 @@ class FetchConfig(_Section):
     per_host_concurrency: int = Field(default=2, ge=1)
     global_concurrency: int = Field(default=100, ge=1)
     max_idle_connections: int = Field(
-        default=4096,
+        default=8192,
         ge=0,
         description="idle kept-alive connections per fetch process, at most (~10 KB and a descriptor each)",
     )

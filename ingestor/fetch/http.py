@@ -15,6 +15,7 @@ import base64
 import contextlib
 import hashlib
 import random
+import resource
 import socket
 import ssl
 import time
@@ -173,6 +174,24 @@ def _sha256(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+#: Descriptors a fetch process needs besides its fetches' and idle connections': the broker's
+#: connections, the ops server, logs, the interpreter's own files.
+OTHER_DESCRIPTORS = 256
+
+
+def idle_connections_allowed(config: FetchConfig) -> int:
+    """``fetch.max_idle_connections``, or fewer if the open-files limit leaves less room (the
+    process raised its limit at start: ``ingestor/tools/fetchers.py``, which also says so)."""
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):  # no such limit on this platform
+        return config.max_idle_connections
+    if soft == resource.RLIM_INFINITY:
+        return config.max_idle_connections
+    room = soft - config.global_concurrency - OTHER_DESCRIPTORS
+    return max(0, min(config.max_idle_connections, room))
+
+
 class Fetcher:
     """Owns the one ``ClientSession`` of a fetcher process; use as an async context manager."""
 
@@ -184,7 +203,7 @@ class Fetcher:
         self._secrets = SecretPolicy(config.secret_env, config.secret_dirs)
         self._target_resolver: AbstractResolver | None = None  # proxied targets, checked by the guard
         self._own_resolver = False
-        self._idle = IdleConnectionBudget(config.max_idle_connections, config.keepalive)
+        self._idle = IdleConnectionBudget(idle_connections_allowed(config), config.keepalive)
 
     async def start(self) -> None:
         if self._session is not None:

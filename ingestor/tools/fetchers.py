@@ -42,6 +42,7 @@ from typing import Any, Literal
 import structlog
 
 from ingestor.config import FetchConfig, Settings
+from ingestor.fetch.http import OTHER_DESCRIPTORS
 from ingestor.fetch.status import FetchHealth
 from ingestor.kafka import KafkaConnection
 from ingestor.supervise import Backoff
@@ -66,16 +67,11 @@ LoopKind = Literal["asyncio", "uvloop"]
 ChildMain = Callable[[Settings, int, int, multiprocessing.connection.Connection], None]
 
 
-#: Descriptors a fetch process needs besides its fetches' and idle connections': the broker's
-#: connections, the ops server, logs, the interpreter's own files.
-_OTHER_DESCRIPTORS = 256
-
-
 def raise_descriptor_limit(config: FetchConfig) -> None:
     """Raise the soft limit on open files to what the fetch settings can use, within the hard
-    limit; say so if even the hard limit is too low (fetches would then fail to connect with
-    "too many open files", one by one, instead of the setting being visibly wrong)."""
-    need = config.global_concurrency + config.max_idle_connections + _OTHER_DESCRIPTORS
+    limit; say so if even the hard limit is too low (the fetcher then keeps fewer connections
+    idle: ``idle_connections_allowed``)."""
+    need = config.global_concurrency + config.max_idle_connections + OTHER_DESCRIPTORS
     try:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     except (OSError, ValueError):  # no such limit on this platform
@@ -90,8 +86,9 @@ def raise_descriptor_limit(config: FetchConfig) -> None:
             "descriptor_limit_low",
             limit=soft,
             needed=need,
-            hint="raise the open-files limit (ulimit -n, LimitNOFILE=) or lower "
-            "fetch.global_concurrency / fetch.max_idle_connections",
+            idle_connections=max(0, soft - config.global_concurrency - OTHER_DESCRIPTORS),
+            hint="fewer connections are kept alive: raise the open-files limit (ulimit -n, "
+            "LimitNOFILE=) or lower fetch.global_concurrency / fetch.max_idle_connections",
         )
 
 

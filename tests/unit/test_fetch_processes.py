@@ -135,11 +135,11 @@ class Limits:
 @pytest.mark.parametrize(
     ("soft", "hard", "refuse", "soft_after", "warned"),
     [
-        (1024, 65536, False, 100 + 4096 + 256, False),  # raised to what the settings use
+        (1024, 65536, False, 100 + 8192 + 256, False),  # raised to what the settings use
         (100_000, 200_000, False, 100_000, False),  # already enough: left alone
         (1024, 2048, False, 2048, True),  # the hard limit is too low: raised to it, and said
         (1024, 65536, True, 1024, True),  # raising refused: said
-        (1024, -1, False, 100 + 4096 + 256, False),  # no hard limit
+        (1024, -1, False, 100 + 8192 + 256, False),  # no hard limit
     ],
 )
 def test_the_descriptor_limit_is_raised_to_what_fetching_can_use(
@@ -155,3 +155,15 @@ def test_the_descriptor_limit_is_raised_to_what_fetching_can_use(
         fetchers.raise_descriptor_limit(load_settings(None).fetch)
     assert limits.soft == soft_after
     assert [e["event"] for e in logs] == (["descriptor_limit_low"] if warned else [])
+
+
+@pytest.mark.parametrize(
+    ("soft", "allowed"), [(100_000, 8192), (4096, 4096 - 100 - 256), (300, 0), (-1, 8192)]
+)
+def test_the_fetcher_keeps_fewer_idle_connections_than_the_open_files_limit_allows(
+    monkeypatch: pytest.MonkeyPatch, soft: int, allowed: int
+) -> None:
+    from ingestor.fetch import http
+
+    monkeypatch.setattr(http, "resource", Limits(soft, -1))
+    assert http.idle_connections_allowed(load_settings(None).fetch) == allowed
