@@ -177,9 +177,11 @@ class FeedServer(asyncio.Protocol):
             self._send(response, close)
 
     def _send(self, response: bytes, close: bool) -> None:
-        self._transport.write(response)
-        if close:
+        if close:  # said in the response too, as servers do, so the client does not reuse it
+            self._transport.write(response.replace(b"\r\n", b"\r\nConnection: close\r\n", 1))
             self._transport.close()
+        else:
+            self._transport.write(response)
 
 
 def serve(port: int, answered: Synchronized[int]) -> None:

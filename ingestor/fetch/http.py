@@ -440,7 +440,7 @@ class Fetcher:
                                 proxy_headers = {"Proxy-Authorization": proxy_authorization}
                             else:
                                 headers["Proxy-Authorization"] = proxy_authorization
-                    with self._connection_for((url.scheme, url.host, url.port), headers):
+                    with self._connection_for((url.scheme, url.raw_host, url.explicit_port), headers):
                         async with self._session.get(
                             url,
                             headers=headers,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-#: (scheme, host, port): what a kept-alive connection can be reused for
+#: (scheme, host as written, explicit port or None): what a kept-alive connection is reused for
 Origin = tuple[str, str | None, int | None]
 
 
