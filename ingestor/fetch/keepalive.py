@@ -12,7 +12,10 @@ So a request is sent with ``Connection: close`` when
 - another request to the same origin is in flight (one idle connection per origin is enough
   for a host polled one feed at a time; aiohttp's pool reuses connections round-robin, so a
   second one, once opened, would otherwise stay open as long as the host is polled), or
-- it would need a new connection and the budget of idle connections is spent.
+- it needs a new connection and its origin was not fetched in the last keep-alive period: a
+  host polled less often than that would only find its connection expired (most hosts, at a
+  5-minute cadence; at a million feeds in ``bench/fetch.py`` every one of them), or
+- it needs a new connection and the budget of idle connections is spent.
 
 aiohttp's pool does not say how many connections it holds idle, so the budget counts them
 itself: an origin whose last fetch kept its connection counts as idle until twice the
@@ -26,6 +29,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+#: origins remembered as recently fetched, per idle connection the budget allows
+_RECENT_PER_IDLE = 4
+
 #: (scheme, host as written, explicit port or None): what a kept-alive connection is reused for
 Origin = tuple[str, str | None, int | None]
 
@@ -37,8 +43,13 @@ class IdleConnectionBudget:
         if max_idle < 0:
             raise ValueError(f"max_idle must be >= 0, got {max_idle}")
         self.max_idle = max_idle
+        self._keepalive = keepalive_seconds
         self._counted_for = 2 * keepalive_seconds
         self._idle: OrderedDict[Origin, float] = OrderedDict()  # origin -> when it went idle
+        # origin -> its last request's start, within the last keep-alive period (at most
+        # ``_RECENT_PER_IDLE`` per idle connection allowed: the oldest go first)
+        self._recent: OrderedDict[Origin, float] = OrderedDict()
+        self._recent_cap = max(1, _RECENT_PER_IDLE * max_idle)
         self._in_flight: dict[Origin, int] = {}
         self._keeping = 0  # requests in flight that will keep their connection
 
@@ -52,6 +63,10 @@ class IdleConnectionBudget:
 
         Every ``start`` is followed by one ``finish`` with the same origin and answer."""
         self._expire(now)
+        recent = self._recent.pop(origin, None) is not None
+        self._recent[origin] = now
+        if len(self._recent) > self._recent_cap:
+            self._recent.popitem(last=False)
         busy = self._in_flight.get(origin, 0)
         self._in_flight[origin] = busy + 1
         if busy:
@@ -59,7 +74,7 @@ class IdleConnectionBudget:
         elif self._idle.pop(origin, None) is not None:
             keep = True  # it reuses the idle connection: the count stays the same
         else:
-            keep = len(self._idle) + self._keeping < self.max_idle
+            keep = recent and len(self._idle) + self._keeping < self.max_idle
         self._keeping += keep
         return keep
 
@@ -76,9 +91,12 @@ class IdleConnectionBudget:
             self._idle.move_to_end(origin)
 
     def _expire(self, now: float) -> None:
-        idle, horizon = self._idle, now - self._counted_for
-        while idle:
-            origin, since = next(iter(idle.items()))
-            if since > horizon:
-                break
-            del idle[origin]
+        for entries, horizon in (
+            (self._idle, now - self._counted_for),
+            (self._recent, now - self._keepalive),
+        ):
+            while entries:
+                origin, since = next(iter(entries.items()))
+                if since > horizon:
+                    break
+                del entries[origin]

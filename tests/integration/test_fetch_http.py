@@ -269,6 +269,9 @@ async def test_at_most_one_idle_connection_per_origin(server: FeedServer, base: 
     web_server = server.server.runner.server
     assert web_server is not None
     try:
+        # an origin keeps a connection only once it is fetched again within the keep-alive
+        assert (await fetcher.fetch(feed(f"{base}/etag"))).outcome is Outcome.OK
+        assert server.requests[-1].headers.get("Connection") == "close"
         for _ in range(3):
             first, second = await asyncio.gather(
                 fetcher.fetch(feed(f"{base}/slow/1?s=0.3")), fetcher.fetch(feed(f"{base}/slow/2?s=0.1"))
@@ -295,14 +298,18 @@ async def test_at_most_one_idle_connection_per_origin(server: FeedServer, base: 
 
 
 async def test_past_the_idle_budget_new_connections_close(server: FeedServer, base: str) -> None:
-    """Origins fetched one after another each keep a connection until the budget is spent."""
+    """Origins fetched again soon each keep a connection until the budget is spent."""
     names = {f"h{n}.test": "127.0.0.1" for n in range(4)}
     fetcher = await fetcher_for(fetch_config(max_idle_connections=2), names)
     assert server.server is not None and server.server.runner is not None
     web_server = server.server.runner.server
     assert web_server is not None
     try:
-        for n in range(4):
+        for n in range(4):  # the first fetch of each: nothing says it is fetched again soon
+            result = await fetcher.fetch(feed(f"http://h{n}.test:{server.port}/etag"))
+            assert result.outcome is Outcome.OK
+            assert server.requests[-1].headers.get("Connection") == "close"
+        for n in range(4):  # fetched again within the keep-alive: kept, while the budget lasts
             result = await fetcher.fetch(feed(f"http://h{n}.test:{server.port}/etag"))
             assert result.outcome is Outcome.OK
             assert (server.requests[-1].headers.get("Connection") == "close") is (n >= 2)
