@@ -279,7 +279,7 @@ async def seed(args: argparse.Namespace, connection: KafkaConnection, port: int)
                    min_interval=interval)
         for i in range(args.feeds)
     ]  # fmt: skip
-    await write_feeds(connection, "news.feeds", [(f.id, f) for f in feeds])
+    await write_feeds(connection, "news.feeds", [(f.id, f) for f in feeds], placed={})  # a new topic
     producer = await connection.start_producer()
     now, rand = time.time(), random.Random(7)
     refresh = load_settings(None).fetch.state_refresh

@@ -1,5 +1,6 @@
 """The feed registry: the compacted ``news.feeds`` topic (key feed id, value definition JSON,
-null to remove), read and written by ``ingestor feeds`` and seeded from config.yaml.
+null to remove; each in the partition of its URL's host: ``placement``), read and written by
+``ingestor feeds`` and seeded from config.yaml.
 
 Definitions are FeedConfig fields, so a feed added from the command line and one written in
 config.yaml are the same thing, validated by the same model.  The topic, not a database,
@@ -10,13 +11,13 @@ the feeds among them (see ``ingestor.fetch.registry``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
 from ingestor.config import FeedConfig, Settings
-from ingestor.fetch.store import read_latest
+from ingestor.fetch.placement import Definitions, host_partition, tombstone_partitions
 from ingestor.kafka import KafkaConnection
 from ingestor.secrets import CONFIG_PLACEHOLDER, SecretRef, origin_of, sensitive_header, shown, stored
 
@@ -138,26 +139,105 @@ def feed_group_id(settings: Settings) -> str:
 
 async def read_feeds(connection: KafkaConnection, topic: str, *, timeout: float = 30.0) -> dict[str, bytes]:
     """Every registered definition, raw (decode with ``decode_feed``)."""
-    return await read_latest(connection, topic, timeout=timeout)
+    placed = await read_feeds_placed(connection, topic, timeout=timeout)
+    return {key: value for key, (_, value) in placed.items()}
+
+
+async def read_feeds_placed(
+    connection: KafkaConnection, topic: str, *, timeout: float = 30.0
+) -> dict[str, tuple[int, bytes]]:
+    """Every registered definition with the partition it is held from, as a fetcher holds it:
+    an id defined in two partitions (a move under way) resolves as ``placement.Definitions``
+    says, not by which partition happens to be read last."""
+    held: dict[str, tuple[int, bytes]] = {}
+    definitions: Definitions[bytes] = Definitions()
+    async with connection.reader() as reader:
+        tps = await reader.partitions_of(topic)
+        async for record in reader.read_to_end(tps, limit_s=timeout, quiet_s=0.0):
+            if record.key is None:
+                continue
+            key = record.key.decode("utf-8", errors="replace")
+            where = held.get(key)
+            at = where[0] if where is not None else None
+            if record.value is None:
+                change = definitions.tombstone(key, record.partition, at)
+            else:
+                change = definitions.definition(key, record.partition, record.value, at)
+            if change.remove:
+                del held[key]
+            elif change.value is not None:
+                held[key] = (change.partition, change.value)
+    return held
 
 
 async def write_feeds(
-    connection: KafkaConnection, topic: str, records: Iterable[tuple[str, FeedConfig | None]]
+    connection: KafkaConnection,
+    topic: str,
+    records: Iterable[tuple[str, FeedConfig | None]],
+    *,
+    placed: Mapping[str, int] | None = None,
 ) -> int:
-    """Produce definitions (None: a tombstone, the feed is removed); acknowledged before returning."""
+    """Produce definitions (None: a tombstone, the feed is removed); acknowledged before returning.
+
+    Each goes to the partition of its URL's host (``placement``), and then, once it is
+    acknowledged, tombstones remove it from anywhere else it was: from the partitions in
+    ``placed`` (what a writer that read the topic found: ``read_feeds_placed``), or, without it,
+    from every other partition.
+    """
+    return await write_definitions(
+        connection,
+        topic,
+        [(feed_id, encode_feed(feed) if feed is not None else None, feed.url if feed else None)
+         for feed_id, feed in records],
+        placed=placed,
+    )  # fmt: skip
+
+
+async def write_definitions(
+    connection: KafkaConnection,
+    topic: str,
+    records: Iterable[tuple[str, bytes | None, str | None]],
+    *,
+    placed: Mapping[str, int] | None = None,
+) -> int:
+    """``write_feeds`` for encoded definitions: (id, value or None, URL or None)."""
     producer = await connection.start_producer()
     count = 0
     try:
+        partitions = len(await producer.partitions_for(topic))
         futures = []
-        for feed_id, feed in records:
-            value = encode_feed(feed) if feed is not None else None
-            futures.append(await producer.send(topic, value, key=feed_id.encode("utf-8")))
+        tombstones: list[tuple[bytes, int]] = []
+        for feed_id, value, url in records:
+            key = feed_id.encode("utf-8")
+            target = host_partition(url, partitions) if value is not None and url is not None else None
+            if value is not None:
+                futures.append(await producer.send(topic, value, key=key, partition=target))
+            where = None if placed is None else placed.get(feed_id, -1)
+            tombstones.extend((key, p) for p in tombstone_partitions(where, target, partitions))
             count += 1
+        for future in futures:
+            await future
+        # only now: a reader that sees a tombstone has the definition's new place to read
+        futures = [await producer.send(topic, None, key=key, partition=p) for key, p in tombstones]
         for future in futures:
             await future
     finally:
         await producer.stop()
     return count
+
+
+def misplaced(registered: Mapping[str, tuple[int, bytes]], partitions: int) -> list[tuple[str, bytes, str]]:
+    """The definitions not in their host's partition (written by id, before ``placement``):
+    (id, value, URL); an unreadable one stays where it is."""
+    moves = []
+    for feed_id, (partition, value) in registered.items():
+        try:
+            url = decode_feed(feed_id, value).url
+        except FeedRefused:
+            continue
+        if host_partition(url, partitions) != partition:
+            moves.append((feed_id, value, url))
+    return moves
 
 
 async def seed_feeds(connection: KafkaConnection, topic: str, configured: list[FeedConfig]) -> list[str]:
@@ -167,6 +247,8 @@ async def seed_feeds(connection: KafkaConnection, topic: str, configured: list[F
     """
     if not configured:
         return []
-    wanted = seed_plan(configured, await read_feeds(connection, topic))
-    await write_feeds(connection, topic, [(f.id, f) for f in wanted])
+    registered = await read_feeds_placed(connection, topic)
+    wanted = seed_plan(configured, {key: value for key, (_, value) in registered.items()})
+    placed = {key: partition for key, (partition, _) in registered.items()}
+    await write_feeds(connection, topic, [(f.id, f) for f in wanted], placed=placed)
     return [f.id for f in wanted]

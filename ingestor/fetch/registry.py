@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from ingestor.config import FeedConfig, Settings
 from ingestor.fetch import shard
 from ingestor.fetch.feeds import FeedRefused, bind_config_secrets, decode_feed, feed_group_id, seed_feeds
+from ingestor.fetch.placement import Change, Definitions
 from ingestor.fetch.state import SavedState, decode
 from ingestor.fetch.store import load_raw_states, partition_count
 from ingestor.kafka import KafkaConnection, StaticMember
@@ -44,6 +45,7 @@ class FeedSink(Protocol):
     async def settle(self, feed_ids: Iterable[str]) -> None: ...
     def set_state_partitions(self, count: int) -> None: ...
     def feeds_in(self, partitions: Iterable[int]) -> list[str]: ...
+    def partition_of(self, feed_id: str) -> int | None: ...
 
 
 class FeedRegistry:
@@ -66,6 +68,8 @@ class FeedRegistry:
         #: definition comes, and dropped once the feed took it over
         self._restore: dict[str, bytes] = {}
         self._restore_size = 0  # len(_restore) when last built (see ``_taken``)
+        #: definitions of held ids in another partition (a feed moving host: see ``placement``)
+        self._definitions: Definitions[bytes] = Definitions()
         self._feeds_partitions = 0
         self._state_partitions = 0
         self.rebalances = 0
@@ -214,12 +218,18 @@ class FeedRegistry:
 
     def _drop(self, partitions: Iterable[int]) -> None:
         dropped = set(partitions)
-        for feed_id in self._ids(dropped):
+        lost = self._ids(dropped)
+        for feed_id in lost:
             self._sink.remove_feed(feed_id)
+        self._definitions.forget(dropped)
         for partition in dropped:
             self._positions.pop(partition, None)
             self._owned.discard(partition)
             self._parked.discard(partition)
+        for feed_id in lost:  # also defined in a partition still ours (a move under way)
+            alternate = self._definitions.take(feed_id)
+            if alternate is not None:
+                self._define(feed_id, alternate[0], alternate[1], offset=None)
 
     def _ids(self, partitions: Iterable[int]) -> list[str]:
         """The feeds held of these partitions, as the sink knows them (each feed's partition is
@@ -238,12 +248,21 @@ class FeedRegistry:
         if record.key is None:
             return
         feed_id = record.key.decode("utf-8", errors="replace")
+        held = self._sink.partition_of(feed_id)
+        change: Change[bytes]
         if record.value is None:
-            if self._sink.remove_feed(feed_id):
+            change = self._definitions.tombstone(feed_id, partition, held)
+            if change.remove and self._sink.remove_feed(feed_id):
                 log.info("feed_removed", stage="fetch", feed=feed_id, partition=partition)
-            return
+        else:
+            change = self._definitions.definition(feed_id, partition, record.value, held)
+        if change.value is not None:
+            self._define(feed_id, change.partition, change.value, offset=record.offset)
+
+    def _define(self, feed_id: str, partition: int, value: bytes, *, offset: int | None) -> None:
+        """Hold (add or change) the feed a definition read from ``partition`` describes."""
         try:
-            feed = decode_feed(feed_id, record.value)
+            feed = decode_feed(feed_id, value)
         except FeedRefused as exc:
             self.refused += 1
             log.warning(
@@ -251,7 +270,7 @@ class FeedRegistry:
                 stage="fetch",
                 feed=feed_id,
                 partition=partition,
-                offset=record.offset,
+                offset=offset,
                 reason=str(exc),
             )
             return

@@ -45,6 +45,7 @@ from ingestor.fetch.schedule import DueQueue, first_delay
 from ingestor.fetch.state import SavedState, adopted
 from ingestor.fetch.status import FeedStatus, FetchHealth, StageStats, feed_status
 from ingestor.kafka import KafkaConnection, pin_producer_topics
+from ingestor.memory import release_free_memory
 
 log = structlog.get_logger("ingestor.fetch")
 
@@ -188,10 +189,15 @@ class FetchStage:
 
     async def _summaries(self) -> None:
         """Every ``fetch.summary_interval``, one line with what the fetches of that interval
-        came to: the 304s and unchanged bodies that get no line of their own are in it."""
+        came to: the 304s and unchanged bodies that get no line of their own are in it.
+
+        On the same tick the C allocator's free pages go back to the system: fetched bodies
+        and Kafka batches are larger blocks that glibc keeps once freed (6 MiB of a 172 MiB
+        fetcher at 100,000 feeds; trimming takes milliseconds, see ``ingestor.memory``)."""
         while True:
             await asyncio.sleep(self._config.summary_interval)
             self._log_summary()
+            release_free_memory()
 
     def _log_summary(self) -> None:
         window = self._stats.take_window()
@@ -380,6 +386,12 @@ class FetchStage:
         """The ids of the feeds held of these feeds-topic partitions (sharded mode)."""
         wanted = set(partitions)
         return [feed_id for feed_id, state in self._states.items() if state.partition in wanted]
+
+    def partition_of(self, feed_id: str) -> int | None:
+        """The feeds-topic partition the held definition of ``feed_id`` was read from (None:
+        not held, or not sharded)."""
+        state = self._states.get(feed_id)
+        return state.partition if state is not None else None
 
     def set_state_partitions(self, count: int) -> None:
         """Co-locate state records with definitions (same partition number) when ``count`` > 0."""

@@ -1,4 +1,4 @@
-"""`ingestor feeds add|remove|list|import|status`: the feed registry from a shell.
+"""`ingestor feeds add|remove|list|import|status|place`: the feed registry from a shell.
 
 Everything goes through Kafka (the feeds topic and the fetch-state topic), never through a
 running fetcher, so it works from any machine that reaches the brokers, with any number of
@@ -141,6 +141,7 @@ def cmd_feeds_remove(args: argparse.Namespace) -> int:
     from ingestor.fetch.feeds import read_feeds, write_feeds
 
     async def main() -> bool:
+        # a tombstone in every partition: a definition moving host may be in two for a moment
         known = await read_feeds(connection, settings.topics.feeds)
         await write_feeds(connection, settings.topics.feeds, [(args.id, None)])
         return args.id in known
@@ -197,18 +198,45 @@ def cmd_feeds_import(args: argparse.Namespace) -> int:
         if isinstance(resolved, int):
             return resolved
         settings, connection = resolved
-        from ingestor.fetch.feeds import write_feeds
+        from ingestor.fetch.feeds import read_feeds_placed, write_feeds
 
         topic = settings.topics.feeds
-        _run(
-            "import",
-            connection,
-            lambda: write_feeds(connection, topic, [(f.id, f) for f in good]),
-            writes=topic,
-        )
+
+        async def write() -> int:
+            # read first: tombstones only where a feed was (and moves host), not in every partition
+            registered = await read_feeds_placed(connection, topic)
+            placed = {key: partition for key, (partition, _) in registered.items()}
+            return await write_feeds(connection, topic, [(f.id, f) for f in good], placed=placed)
+
+        _run("import", connection, write, writes=topic)
     for feed in good:
         _out({"id": feed.id, "url": feed.url, "imported": not args.dry_run})
     return 0 if len(good) == len(entries) else 1
+
+
+def cmd_feeds_place(args: argparse.Namespace) -> int:
+    """Move definitions written by feed id (before feeds were placed by host) to their host's
+    partition: once, after an upgrade; until then they are fetched where they are."""
+    resolved = _connect(args, "place")
+    if isinstance(resolved, int):
+        return resolved
+    settings, connection = resolved
+    from ingestor.fetch.feeds import misplaced, read_feeds_placed, write_definitions
+    from ingestor.fetch.store import partition_count
+
+    topic = settings.topics.feeds
+
+    async def main() -> tuple[int, int]:
+        registered = await read_feeds_placed(connection, topic)
+        moves = misplaced(registered, await partition_count(connection, topic))
+        if moves and not args.dry_run:
+            placed = {feed_id: registered[feed_id][0] for feed_id, _, _ in moves}
+            await write_definitions(connection, topic, moves, placed=placed)
+        return len(registered), len(moves)
+
+    total, moved = _run("place", connection, main, writes=None if args.dry_run else topic)
+    _out({"feeds": total, "misplaced": moved, "moved": 0 if args.dry_run else moved})
+    return 0
 
 
 def feed_status_document(feed_id: str, definition: dict[str, Any] | None, state: Any) -> dict[str, Any]:
@@ -349,5 +377,11 @@ def add_feeds_parser(sub: Any) -> None:
     status.add_argument("id")
     status.set_defaults(func=cmd_feeds_status)
 
-    for parser in (add, remove, listing, opml, status):
+    place = feeds_sub.add_parser(
+        "place", help="move feeds registered by id to their host's partition (once, after upgrading)"
+    )
+    place.add_argument("--dry-run", action="store_true", help="only count the feeds to move")
+    place.set_defaults(func=cmd_feeds_place)
+
+    for parser in (add, remove, listing, opml, status, place):
         common(parser)

@@ -4,18 +4,24 @@ topic, and a graceful handover that keeps validators and due times (no immediate
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from ingestor.config import FeedConfig, Settings
-from ingestor.fetch.feeds import read_feeds, write_feeds
+from ingestor.fetch.feeds import encode_feed, read_feeds, read_feeds_placed, write_feeds
 from ingestor.fetch.http import Fetcher
+from ingestor.fetch.placement import host_partition
 from ingestor.fetch.service import FetchStage
 from ingestor.kafka import KafkaConnection, ensure_topics
+from tests.commands import run_ingestor as cli
 from tests.conftest import make_settings
+from tests.integration.daemon_process import write_config
 from tests.integration.test_fetch_support import FeedServer, StaticResolver
 
 pytestmark = pytest.mark.integration
@@ -117,3 +123,76 @@ async def test_registry_add_remove_and_graceful_handover(broker_address: str, se
     assert status is not None and status.attempts[0].outcome.value == "ok"  # a's history came along
     assert [a.outcome.value for a in status.attempts[1:]] == ["not_modified"] * (len(status.attempts) - 1)
     assert all(r.headers["User-Agent"] == "b" for r in seeded[first_b:])
+
+
+async def test_feeds_move_to_their_hosts_partition_and_follow_a_host_change(
+    tmp_path: Path, broker_address: str, server: FeedServer
+) -> None:
+    """A definition written by feed id (as before feeds were placed by host) is fetched where
+    it is; ``ingestor feeds place`` moves it to its host's partition; redefined on another
+    host, it moves again.  Throughout, the one stage owning every partition holds it once."""
+    tag = uuid.uuid4().hex[:8]
+    settings = make_settings(
+        broker_address,
+        fetch={
+            "group_id": f"g{tag}-fetch",
+            "state_topic": f"t{tag}.fetch-state",
+            "min_interval": 0.05,
+            "jitter": 0,
+            "startup_spread": 0.1,
+            "retries": 0,
+            "shutdown_grace": 1,
+        },
+    )
+    connection = KafkaConnection(broker_address, settings.kafka)
+    await ensure_topics(connection, settings.topics, compacted=[settings.fetch.state_topic])
+    topic = settings.topics.feeds
+    partitions = settings.topics.partitions
+    first = f"http://127.0.0.1:{server.port}/etag?f=mover"
+    # another name of the same server, in another partition
+    other = next(
+        f"http://n{n}.test:{server.port}/etag?f=mover"
+        for n in range(100)
+        if host_partition(f"http://n{n}.test/", partitions) != host_partition(first, partitions)
+    )
+    resolver = StaticResolver({urlsplit(other).hostname or "": "127.0.0.1"})
+    legacy = (host_partition(first, partitions) + 1) % partitions
+    producer = await connection.start_producer()
+    try:  # by id, in a partition that is not its host's
+        feed = FeedConfig(id="mover", url=first, interval=0.2)
+        await producer.send_and_wait(topic, encode_feed(feed), key=b"mover", partition=legacy)
+    finally:
+        await producer.stop()
+
+    stage = FetchStage(settings, connection, fetcher=Fetcher(settings.fetch, resolver=resolver))
+    await stage.start()
+    try:
+        await until(lambda: attempts(stage, "mover") >= 1 and stage.partition_of("mover") == legacy)
+        config = write_config(
+            tmp_path / "c.yaml",
+            {"kafka": {"bootstrap_servers": broker_address}, "topics": settings.topics.model_dump()},
+        )
+        dry = await asyncio.to_thread(cli, "feeds", "place", "--dry-run", "--config", str(config))
+        assert json.loads(dry.stdout) == {"feeds": 1, "misplaced": 1, "moved": 0}, dry.stderr
+        placed = await asyncio.to_thread(cli, "feeds", "place", "--config", str(config))
+        assert json.loads(placed.stdout) == {"feeds": 1, "misplaced": 1, "moved": 1}, placed.stderr
+        await until(lambda: stage.partition_of("mover") == host_partition(first, partitions))
+        assert (await read_feeds_placed(connection, topic))["mover"][0] == host_partition(first, partitions)
+        fetched = attempts(stage, "mover")
+        await until(lambda: attempts(stage, "mover") > fetched)  # still polled after the move
+
+        await write_feeds(connection, topic, [("mover", FeedConfig(id="mover", url=other, interval=0.2))])
+        await until(lambda: stage.partition_of("mover") == host_partition(other, partitions))
+        await until(lambda: any(r.host.startswith("n") for r in list(server.requests)))
+        status = stage.feed_status("mover")
+        assert status is not None and status.url == other
+        assert stage.health().feeds == 1
+        registered = await read_feeds_placed(connection, topic)
+        assert registered["mover"] == (
+            host_partition(other, partitions),
+            encode_feed(FeedConfig(id="mover", url=other, interval=0.2)),
+        )
+        again = await asyncio.to_thread(cli, "feeds", "place", "--dry-run", "--config", str(config))
+        assert json.loads(again.stdout)["misplaced"] == 0
+    finally:
+        await stage.stop()

@@ -1,7 +1,9 @@
 """Three `ingestor run --stage fetch` processes share the feeds; one is SIGKILLed.
 
 A loopback server counts requests per feed and per fetcher (each fetcher has its own
-User-Agent).  Checked: every feed is polled all along, by one fetcher at a time; after the
+User-Agent).  It listens on one loopback address per feed: feeds are placed in the feeds
+topic by host (``ingestor.fetch.placement``), so feeds of one host would all go to one
+fetcher.  Checked: every feed is polled all along, by one fetcher at a time; after the
 kill the dead fetcher's feeds are picked up by the survivors within the session timeout plus
 a few seconds, without a burst of double fetches; and the registry CLI sees the same world.
 """
@@ -19,13 +21,13 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from ingestor.config import KafkaConfig
 from ingestor.kafka import KafkaConnection, ensure_topics
 from tests.commands import run_ingestor as cli
 from tests.conftest import make_settings
 from tests.integration.daemon_process import Daemon, write_config
+from tests.integration.test_fetch_support import LoopbackHosts
 
 pytestmark = pytest.mark.integration
 
@@ -40,9 +42,14 @@ class CountingServer:
     """``/feed/<id>``: 304 to the right ETag; logs (time, feed, fetcher) for every request."""
 
     log: list[tuple[float, str, str]] = field(default_factory=list)
-    server: TestServer | None = None
+    hosts: LoopbackHosts | None = None
 
-    async def start(self) -> str:
+    def url(self, number: int, feed_id: str) -> str:
+        """Feed ``feed_id`` on the server's host number ``number`` (1 to FEEDS)."""
+        assert self.hosts is not None
+        return self.hosts.url(number, f"/feed/{feed_id}")
+
+    async def start(self) -> None:
         async def feed(request: web.Request) -> web.Response:
             feed_id = request.match_info["id"]
             self.log.append((time.monotonic(), feed_id, request.headers.get("User-Agent", "")))
@@ -55,9 +62,8 @@ class CountingServer:
 
         app = web.Application()
         app.router.add_get("/feed/{id}", feed)
-        self.server = TestServer(app, host="127.0.0.1")
-        await self.server.start_server()
-        return f"http://127.0.0.1:{self.server.port}"
+        self.hosts = LoopbackHosts(app, FEEDS)
+        await self.hosts.start()
 
     def since(self, start: float, end: float | None = None) -> list[tuple[float, str, str]]:
         return [entry for entry in list(self.log) if entry[0] >= start and (end is None or entry[0] < end)]
@@ -68,8 +74,8 @@ async def server() -> AsyncIterator[CountingServer]:
     srv = CountingServer()
     await srv.start()
     yield srv
-    assert srv.server is not None
-    await srv.server.close()
+    assert srv.hosts is not None
+    await srv.hosts.close()
 
 
 def by_feed(log: list[tuple[float, str, str]]) -> dict[str, list[tuple[float, str]]]:
@@ -86,9 +92,8 @@ def switches(requests: list[tuple[float, str]]) -> int:
 async def test_three_fetchers_share_feeds_and_survive_a_kill(
     tmp_path: Path, broker_address: str, server: CountingServer
 ) -> None:
-    base = await server.start() if server.server is None else f"http://127.0.0.1:{server.server.port}"
     feeds = [
-        {"id": f"feed-{i:02d}", "url": f"{base}/feed/feed-{i:02d}", "interval": INTERVAL}
+        {"id": f"feed-{i:02d}", "url": server.url(i + 1, f"feed-{i:02d}"), "interval": INTERVAL}
         for i in range(FEEDS - 1)
     ]
     settings = make_settings(broker_address)
@@ -127,7 +132,7 @@ async def test_three_fetchers_share_feeds_and_survive_a_kill(
         "feeds",
         "add",
         "cli-feed",
-        f"{base}/feed/cli-feed",
+        server.url(FEEDS, "cli-feed"),
         "--interval",
         str(INTERVAL),
         "--timezone",

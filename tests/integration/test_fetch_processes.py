@@ -22,10 +22,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from tests.conftest import make_settings
 from tests.integration.daemon_process import Daemon, write_config
+from tests.integration.test_fetch_support import LoopbackHosts
 
 pytestmark = pytest.mark.integration
 
@@ -39,9 +39,11 @@ class CountingServer:
 
     def __init__(self) -> None:
         self.log: list[tuple[float, str]] = []
-        self.server: TestServer | None = None
+        self.hosts: LoopbackHosts | None = None
 
-    async def start(self) -> str:
+    async def start(self) -> LoopbackHosts:
+        """Served on one loopback host per feed: feeds are shared out by host."""
+
         async def feed(request: web.Request) -> web.Response:
             feed_id = request.match_info["id"]
             self.log.append((time.monotonic(), feed_id))
@@ -54,9 +56,9 @@ class CountingServer:
 
         app = web.Application()
         app.router.add_get("/feed/{id}", feed)
-        self.server = TestServer(app, host="127.0.0.1")
-        await self.server.start_server()
-        return f"http://127.0.0.1:{self.server.port}"
+        self.hosts = LoopbackHosts(app, FEEDS)
+        await self.hosts.start()
+        return self.hosts
 
     def counts(self, start: float, end: float) -> Counter[str]:
         return Counter(feed for at, feed in list(self.log) if start <= at < end)
@@ -66,8 +68,8 @@ class CountingServer:
 async def server() -> AsyncIterator[CountingServer]:
     srv = CountingServer()
     yield srv
-    if srv.server is not None:
-        await srv.server.close()
+    if srv.hosts is not None:
+        await srv.hosts.close()
 
 
 async def metric(session: aiohttp.ClientSession, port: int, name: str) -> float:
@@ -115,8 +117,11 @@ def alive(pid: int) -> bool:
 async def test_two_fetch_processes_share_the_feeds(
     tmp_path: Path, broker_address: str, server: CountingServer
 ) -> None:
-    base = await server.start()
-    feeds = [{"id": f"f{i:02d}", "url": f"{base}/feed/f{i:02d}", "interval": INTERVAL} for i in range(FEEDS)]
+    hosts = await server.start()
+    feeds = [
+        {"id": f"f{i:02d}", "url": hosts.url(i + 1, f"/feed/f{i:02d}"), "interval": INTERVAL}
+        for i in range(FEEDS)
+    ]
     settings = make_settings(broker_address)
     ops_port = free_port_run(3)
     config = write_config(

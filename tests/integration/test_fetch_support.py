@@ -206,3 +206,29 @@ class FeedServer:
 
     async def to_host(self, request: web.Request) -> web.Response:
         raise web.HTTPFound(f"http://{request.match_info['host']}:{self.port}/echo")
+
+
+class LoopbackHosts:
+    """One app served at one port on 127.0.0.1 to 127.0.0.N: N distinct hosts on loopback.
+
+    Feeds are placed in the feeds topic by host (``ingestor.fetch.placement``), so a test of
+    feeds shared among fetchers needs feeds on several hosts, not paths of one."""
+
+    def __init__(self, app: web.Application, count: int) -> None:
+        self.runner = web.AppRunner(app)
+        self.count = count
+        self.port = 0
+
+    async def start(self) -> None:
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        self.port = self.runner.addresses[0][1]
+        for number in range(2, self.count + 1):
+            await web.TCPSite(self.runner, f"127.0.0.{number}", self.port).start()
+
+    def url(self, number: int, path: str) -> str:
+        """``path`` on host number ``number`` (1 to ``count``)."""
+        return f"http://127.0.0.{(number - 1) % self.count + 1}:{self.port}{path}"
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
