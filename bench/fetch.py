@@ -85,6 +85,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from ingestor.config import EmbeddedBrokerConfig, FeedConfig, Settings, load_settings
 from ingestor.fetch.feeds import write_feeds
 from ingestor.fetch.http import Fetcher
+from ingestor.fetch.placement import host_partition
 from ingestor.fetch.service import FetchStage
 from ingestor.fetch.state import SavedState, encode
 from ingestor.kafka import KafkaConnection, ensure_topics
@@ -294,7 +295,10 @@ async def seed(args: argparse.Namespace, connection: KafkaConnection, port: int)
             state = SavedState(url=feed.url, etag=f'"{i}-0"', last_modified=None, sha256=None,
                                failures=0, change_interval=None, last_change_at=None, next_due=due,
                                saved_at=saved_at)  # fmt: skip
-            futures.append(await producer.send(STATE_TOPIC, encode(state), key=feed.id.encode()))
+            # in its feed's partition, as the stage writes it (co-located: ingestor/fetch/shard.py)
+            partition = host_partition(feed.url, args.partitions)
+            sent = await producer.send(STATE_TOPIC, encode(state), key=feed.id.encode(), partition=partition)
+            futures.append(sent)
         for future in futures:
             await future
     finally:
