@@ -98,12 +98,10 @@ class Definitions(Generic[V]):
                 if not others:
                     del self._alternates[key]
             return Change()
-        if not others:
+        alternate = self.take(key)
+        if alternate is None:
             return Change(remove=held is not None)
-        promoted, value = others.popitem()
-        if not others:
-            del self._alternates[key]
-        return Change(value, promoted)
+        return Change(alternate[1], alternate[0])
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop the alternates read from ``partitions`` (no longer this reader's)."""

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -44,6 +45,26 @@ async def until(check: Callable[[], bool], timeout: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
+async def registry_settings(
+    broker_address: str, *, feeds: list[dict[str, Any]] | None = None, **fetch: Any
+) -> tuple[Settings, KafkaConnection]:
+    """Sharded fetch settings with a group and state topic of this test's own (topics made)."""
+    tag = uuid.uuid4().hex[:8]
+    fetch = {
+        "group_id": f"g{tag}-fetch",
+        "state_topic": f"t{tag}.fetch-state",
+        "min_interval": 0.05,
+        "jitter": 0,
+        "retries": 0,
+        "shutdown_grace": 1,
+        **fetch,
+    }
+    settings = make_settings(broker_address, feeds=feeds, fetch=fetch)
+    connection = KafkaConnection(broker_address, settings.kafka)
+    await ensure_topics(connection, settings.topics, compacted=[settings.fetch.state_topic])
+    return settings, connection
+
+
 def stage_as(settings: Settings, agent: str) -> FetchStage:
     fetch = settings.fetch.model_copy(update={"user_agent": agent})
     named = settings.model_copy(update={"fetch": fetch})
@@ -61,24 +82,13 @@ def attempts(stage: FetchStage, feed_id: str) -> int:
 
 async def test_registry_add_remove_and_graceful_handover(broker_address: str, server: FeedServer) -> None:
     base = f"http://127.0.0.1:{server.port}"
-    tag = uuid.uuid4().hex[:8]
-    settings = make_settings(
+    settings, connection = await registry_settings(
         broker_address,
         feeds=[{"id": "seeded", "url": f"{base}/etag?f=seeded", "interval": INTERVAL}],
-        fetch={
-            "group_id": f"g{tag}-fetch",
-            "state_topic": f"t{tag}.fetch-state",
-            "session_timeout": 6,
-            "heartbeat_interval": 0.5,
-            "min_interval": 0.05,
-            "jitter": 0,
-            "startup_spread": 0.2,
-            "retries": 0,
-            "shutdown_grace": 1,
-        },
+        session_timeout=6,
+        heartbeat_interval=0.5,
+        startup_spread=0.2,
     )
-    connection = KafkaConnection(broker_address, settings.kafka)
-    await ensure_topics(connection, settings.topics, compacted=[settings.fetch.state_topic])
     topic = settings.topics.feeds
 
     def requests(feed: str) -> list[tuple[str, str | None]]:
@@ -131,21 +141,7 @@ async def test_feeds_move_to_their_hosts_partition_and_follow_a_host_change(
     """A definition written by feed id (as before feeds were placed by host) is fetched where
     it is; ``ingestor feeds place`` moves it to its host's partition; redefined on another
     host, it moves again.  Throughout, the one stage owning every partition holds it once."""
-    tag = uuid.uuid4().hex[:8]
-    settings = make_settings(
-        broker_address,
-        fetch={
-            "group_id": f"g{tag}-fetch",
-            "state_topic": f"t{tag}.fetch-state",
-            "min_interval": 0.05,
-            "jitter": 0,
-            "startup_spread": 0.1,
-            "retries": 0,
-            "shutdown_grace": 1,
-        },
-    )
-    connection = KafkaConnection(broker_address, settings.kafka)
-    await ensure_topics(connection, settings.topics, compacted=[settings.fetch.state_topic])
+    settings, connection = await registry_settings(broker_address, startup_spread=0.1)
     topic = settings.topics.feeds
     partitions = settings.topics.partitions
     first = f"http://127.0.0.1:{server.port}/etag?f=mover"
