@@ -441,6 +441,13 @@ class FetchConfig(_Section):
     max_body_bytes: ByteSize = Field(default=15 * 1024 * 1024, gt=0)
     max_redirects: int = Field(default=5, ge=0, le=20)
     per_host_concurrency: int = Field(default=2, ge=1)
+    per_host_stagger: Duration = Field(
+        default=0.5,
+        description=(
+            "a host's next concurrent fetch starts only once its latest has run this long: a fast"
+            " host is polled one fetch at a time over its kept-alive connection"
+        ),
+    )
     global_concurrency: int = Field(default=100, ge=1)
     max_idle_connections: int = Field(
         default=8192,

@@ -2,7 +2,9 @@
 
 The loop pops due feeds from the heap and starts at most ``global_concurrency`` fetches;
 a feed whose host already has ``per_host_concurrency`` fetches running waits in that
-host's line without holding a global slot, so one slow shared host cannot starve the rest.
+host's line without holding a global slot, so one slow shared host cannot starve the rest
+(and a host's second fetch starts only once its first has run ``per_host_stagger``, so a fast
+host is polled one fetch at a time over one kept-alive connection).
 Conditional-GET state is recorded only after the broker acknowledged the produced body: a
 broker outage costs a re-fetch, never a lost body.  No feed can take the stage down: every
 failure is classified, logged, and the feed is rescheduled.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import random
 import socket
@@ -78,7 +81,9 @@ class FetchStage:
         self._queue = DueQueue()
         self._states: dict[str, FeedState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._dispatcher = HostDispatcher(self._config.global_concurrency, self._config.per_host_concurrency)
+        self._dispatcher = HostDispatcher(
+            self._config.global_concurrency, self._config.per_host_concurrency, self._config.per_host_stagger
+        )
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -447,8 +452,12 @@ class FetchStage:
             timeout: float | None = None
             if len(self._tasks) < self._config.global_concurrency:
                 head = self._queue.peek()
-                if head is not None:
-                    timeout = max(0.0, head[0] - time.time())
+                opening = self._dispatcher.next_opening()
+                wake = min(
+                    head[0] if head is not None else math.inf, opening if opening is not None else math.inf
+                )
+                if wake < math.inf:
+                    timeout = max(0.0, wake - time.time())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()

@@ -181,7 +181,9 @@ async def test_state_is_recorded_only_after_the_broker_acks(broker_address: str,
 async def test_per_host_cap_and_bounded_concurrency(broker_address: str, server: FeedServer) -> None:
     base = f"http://127.0.0.1:{server.port}"
     feeds = [{"id": f"s{i}", "url": f"{base}/slow/{i}?s=0.2", "interval": 30} for i in range(6)]
-    stage, settings = await stage_for(broker_address, feeds, per_host_concurrency=2, global_concurrency=4)
+    stage, settings = await stage_for(
+        broker_address, feeds, per_host_concurrency=2, global_concurrency=4, per_host_stagger=0.05
+    )
     await stage.start()
     waited = 0
     try:
@@ -198,6 +200,25 @@ async def test_per_host_cap_and_bounded_concurrency(broker_address: str, server:
     assert waited >= 3  # the rest waited in the host's line, not in tasks
     records = await read_topic(broker_address, settings.topics.raw, expect=6, settle=0.3)
     assert sorted(r.key for r in records) == [f"s{i}".encode() for i in range(6)]
+
+
+async def test_a_fast_host_is_polled_one_fetch_at_a_time_over_one_connection(
+    broker_address: str, server: FeedServer
+) -> None:
+    """Feeds of one host due together: with the default stagger (0.5 s) and answers in 50 ms,
+    the second slot never opens; each fetch hands its kept-alive connection to the next."""
+    base = f"http://127.0.0.1:{server.port}"
+    feeds = [{"id": f"q{i}", "url": f"{base}/slow/{i}?s=0.05", "interval": 30} for i in range(5)]
+    stage, _ = await stage_for(broker_address, feeds, per_host_concurrency=2)
+    await stage.start()
+    try:
+        await until(lambda: sum(attempts(stage, f"q{i}") for i in range(5)) == 5)
+    finally:
+        await stage.stop()
+    assert server.max_concurrent == 1
+    # the first asks to close (its origin had not been fetched lately: keepalive.py); the next
+    # opens the connection the other three reuse
+    assert len(set(server.peers[1:])) == 1, server.peers
 
 
 async def test_stop_is_prompt_with_fetches_in_flight(broker_address: str, server: FeedServer) -> None:

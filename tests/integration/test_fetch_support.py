@@ -69,6 +69,8 @@ class FeedServer:
     server: TestServer | None = None
     concurrent: int = 0
     max_concurrent: int = 0
+    #: the client's (address, port) of each request: how many connections the fetcher opened
+    peers: list[tuple[str, int]] = field(default_factory=list)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -77,6 +79,7 @@ class FeedServer:
         async def record(request: web.Request, handler):  # type: ignore[no-untyped-def]
             self.hits[request.path] += 1
             self.requests.append(request)
+            self.peers.append(request.transport.get_extra_info("peername") if request.transport else None)
             return await handler(request)
 
         app.middlewares.append(record)

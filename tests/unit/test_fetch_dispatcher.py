@@ -92,13 +92,15 @@ _step = st.one_of(
     steps=st.lists(_step, max_size=80),
     global_cap=st.integers(1, 6),
     per_host=st.integers(1, 3),
+    stagger=st.sampled_from([0.0, 0.5, 2.0]),
 )
 def test_caps_are_never_exceeded_and_nothing_due_starves(
-    hosts: list[str], steps: list[tuple[str, int, float]], global_cap: int, per_host: int
+    hosts: list[str], steps: list[tuple[str, int, float]], global_cap: int, per_host: int, stagger: float
 ) -> None:
     feeds = {f"f{k}": Feed(host) for k, host in enumerate(hosts)}
     queue = DueQueue()
-    dispatcher = HostDispatcher(global_cap, per_host)
+    dispatcher = HostDispatcher(global_cap, per_host, stagger)
+    latest_start: dict[str, float] = {}  # per host with fetches running
     running: list[str] = []
     idle = set(feeds)  # neither queued, waiting in a line, nor running
     scheduled: list[str] = []
@@ -114,6 +116,9 @@ def test_caps_are_never_exceeded_and_nothing_due_starves(
             host = feeds[feed_id].host
             assert due >= last_due.get(host, float("-inf"))  # a host's feeds start in due order
             last_due[host] = due
+            if any(feeds[f].host == host for f in running):  # an overlap: only once staggered
+                assert at >= latest_start[host] + stagger
+            latest_start[host] = at
             running.append(feed_id)
             started.append(feed_id)
         assert len(running) <= global_cap
@@ -136,6 +141,9 @@ def test_caps_are_never_exceeded_and_nothing_due_starves(
         else:
             now += seconds
         dispatch(now)
+        opening = dispatcher.next_opening()
+        if opening is not None and opening <= now:  # the caller would wake at once: it did
+            dispatch(now)
 
     # no starvation: once fetches keep finishing, everything that became due gets its turn
     for _ in range(len(scheduled) + 1):
@@ -144,3 +152,48 @@ def test_caps_are_never_exceeded_and_nothing_due_starves(
         dispatch(now + 10.0)
     assert sorted(started) == sorted(scheduled)
     assert dispatcher.waiting() == 0 and len(queue) == 0
+
+
+# --- the stagger: a host's next fetch waits for its latest to have run a while ---------------
+
+
+def test_a_hosts_second_fetch_waits_for_the_stagger_or_takes_over_when_the_first_ends() -> None:
+    feeds = feeds_on(h=3)
+    queue = DueQueue()
+    for i in range(3):
+        queue.schedule(f"h-{i}", 0.0)
+    dispatcher = HostDispatcher(global_cap=10, per_host=2, overlap_after=0.5)
+    assert [f for _, f in dispatcher.dispatch(queue, feeds, 0, now=1.0).start] == ["h-0"]
+    assert dispatcher.waiting() == 2 and dispatcher.next_opening() == 1.5
+    assert dispatcher.dispatch(queue, feeds, 1, now=1.4).start == []
+    # the first is still running at 1.5: the second slot opens (the host is slow)
+    assert [f for _, f in dispatcher.dispatch(queue, feeds, 1, now=1.5).start] == ["h-1"]
+    assert dispatcher.active("h") == 2 and dispatcher.waiting() == 1
+    # a fast host: its fetch ends before the stagger and the next one takes over at once
+    dispatcher.release("h")
+    dispatcher.release("h")
+    assert [f for _, f in dispatcher.dispatch(queue, feeds, 0, now=1.6).start] == ["h-2"]
+
+
+def test_a_feed_due_later_lines_up_behind_the_staggered_ones_and_other_hosts_go_on() -> None:
+    feeds = {**feeds_on(h=3), **feeds_on(o=1)}
+    queue = DueQueue()
+    queue.schedule("h-0", 0.0)
+    queue.schedule("h-1", 0.1)
+    dispatcher = HostDispatcher(global_cap=10, per_host=3, overlap_after=1.0)
+    assert [f for _, f in dispatcher.dispatch(queue, feeds, 0, now=0.2).start] == ["h-0"]
+    queue.schedule("h-2", 0.3)
+    queue.schedule("o-0", 0.3)
+    assert [f for _, f in dispatcher.dispatch(queue, feeds, 1, now=0.4).start] == ["o-0"]
+    assert [f for _, f in dispatcher.dispatch(queue, feeds, 2, now=1.2).start] == ["h-1"]
+    assert [f for _, f in dispatcher.dispatch(queue, feeds, 3, now=2.2).start] == ["h-2"]
+
+
+def test_no_stagger_starts_a_hosts_fetches_together() -> None:
+    feeds = feeds_on(h=2)
+    queue = DueQueue()
+    queue.schedule("h-0", 0.0)
+    queue.schedule("h-1", 0.0)
+    dispatcher = HostDispatcher(10, 2, overlap_after=0.0)
+    assert len(dispatcher.dispatch(queue, feeds, 0, now=1.0).start) == 2
+    assert dispatcher.next_opening() is None
