@@ -722,7 +722,9 @@ class _HtmlDepth:
             self._close("button", _IN_SCOPE)
         elif name in ("option", "optgroup"):
             if self._find("select", _IN_SCOPE) >= 0:
-                self._implied_ends()  # inside a select lexbor closes p, dt, option... on top
+                # inside a select lexbor closes p, dt, option... on top; an option stays in
+                # its optgroup, an optgroup closes the one before
+                self._implied_ends("optgroup" if name == "option" else "")
             elif self.names and self.names[-1] == "option":
                 self._pop_to(len(self.names) - 1)
         elif name == "nobr" and self._find("nobr", _IN_SCOPE) >= 0:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser
 
@@ -272,6 +272,7 @@ _token = st.one_of(
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_token, max_size=80))
+@example(["<select>", "<optgroup>", "<option>"])  # an option stays in its optgroup
 def test_the_count_is_never_below_lexbors_depth(tokens: list[str]) -> None:
     html = "".join(tokens)
     assert html_nesting_depth(html) >= lexbor_depth(html)
