@@ -8,11 +8,14 @@ import weakref
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
+from yarl import URL
 
 from ingestor.config import FeedConfig
 from ingestor.fetch.feeds import decode_feed, encode_feed
-from ingestor.fetch.feedspec import DEFAULTS, FeedOptions, FeedSpec, shared_options
+from ingestor.fetch.feedspec import DEFAULTS, FeedOptions, FeedSpec, shared_options, start_url
 from ingestor.secrets import SecretRef
 
 DEFINITIONS: list[dict[str, Any]] = [
@@ -96,3 +99,55 @@ def test_header_order_is_kept_for_sending_while_equality_ignores_it() -> None:
     ba = shared_options(FeedOptions(headers=(("B", SecretRef(env="FEED_SECRET_B")), ("A", SecretStr("1")))))
     assert ab == ba and hash(ab) == hash(ba)
     assert ab is not ba and [name for name, _ in ba.headers] == ["B", "A"]
+
+
+_URL_PART = st.text(st.sampled_from("aZ09-._~%20/?&=+:@#[]!$'()*,;\\ éй\u0442"), max_size=12)
+
+
+def _same(parsed: URL, expected: URL) -> None:
+    assert parsed == expected
+    assert str(parsed) == str(expected)
+    assert (parsed.scheme, parsed.raw_host, parsed.host, parsed.explicit_port) == (
+        expected.scheme,
+        expected.raw_host,
+        expected.host,
+        expected.explicit_port,
+    )
+    assert (parsed.raw_path_qs, parsed.path, parsed.query) == (
+        expected.raw_path_qs,
+        expected.path,
+        expected.query,
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com/feed.xml",
+        "http://h7.bench.test:8080/f/7",
+        "http://EXAMPLE.com/a b?q=1 2#f",
+        "http://пример.рф/путь?x=й",
+        "http://a.com:80/x/../y",
+        "https://a.com/x?c=%2F&d=%7e",
+        "http://[::1]:80/x",
+        "http://u:p@a.com/%D0%BF?x=%20",
+    ],
+)
+def test_a_fetch_parses_a_feeds_url_as_yarl_does_with_or_without_the_shortcut(url: str) -> None:
+    spec = FeedSpec("f", url)
+    assert spec.url_canonical == (str(URL(url)) == url)
+    _same(start_url(spec), URL(url))
+    config = FeedConfig(id="f", url=url)  # (credentials in a URL move to username, password)
+    _same(start_url(config), URL(config.url))
+
+
+@settings(max_examples=300, deadline=None)
+@given(host=st.sampled_from(["a.com", "A.Com", "xn--e1afmkfd.xn--p1ai", "пример.рф", "127.0.0.1", "[::1]"]),
+       port=st.sampled_from(["", ":80", ":443", ":8080"]), path=_URL_PART, query=_URL_PART)  # fmt: skip
+def test_the_shortcut_never_changes_what_is_fetched(host: str, port: str, path: str, query: str) -> None:
+    url = f"http://{host}{port}/{path}?{query}"
+    try:
+        expected = URL(url)
+    except ValueError:
+        return  # not a URL a definition could hold
+    _same(start_url(FeedSpec("f", url)), expected)
