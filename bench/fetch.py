@@ -31,33 +31,36 @@ else) and the ratio; then the server alone under ``--capacity-clients`` bare loo
 which shows it can serve more than the fetchers ask.  ``--reader-feeds N`` adds the
 comparison with lemon24/reader (``pip install reader``; off by default).
 
-Sample output (2 cores, nothing else running; numbers on this kind of machine vary by 10-20%
+Sample output (2 cores, nothing else running; numbers on this kind of machine vary by up to 2×
 between runs and between machines):
 
-    100000 feeds, 5000 hosts, every 20s; 2 fetch processes; seeded the feeds and their state in 6s
-    [asyncio] fetches/s: 4803 by the fetchers (into the broker), 4907 answered by the server (target 5000)
-    [asyncio] CPU s per 1,000 fetches (all fetch processes): 0.34; RSS 148 + 148 = 296 MiB
-    [asyncio] p99 lateness (last 10k dispatches per process): 0.30 s
-    [uvloop] fetches/s: 5023 by the fetchers (into the broker), 4939 answered by the server (target 5000)
-    [uvloop] CPU s per 1,000 fetches (all fetch processes): 0.34; RSS 149 + 150 = 298 MiB
-    [uvloop] p99 lateness (last 10k dispatches per process): 1.10 s
-    bare aiohttp conditional-GET loop (1 process, 64 in flight): 10502/s (10268/s answered by the
-        server), 0.095 CPU s per 1,000
-    [asyncio] ratio, fetch stage / bare loop: 0.46 in fetches/s (goal >= 0.45); 0.28 in CPU per fetch
+    100000 feeds, 5000 hosts, every 20s; 2 fetch processes; seeded the feeds and their state in 8s
+    [asyncio] fetches/s: 5046 by the fetchers (into the broker), 4981 answered by the server (target 5000)
+    [asyncio] CPU s per 1,000 fetches (all fetch processes): 0.25; RSS 130 + 131 = 261 MiB
+    [asyncio] p99 lateness (last 10k dispatches per process): 0.23 s
+    [uvloop] fetches/s: 4983 by the fetchers (into the broker), 4952 answered by the server (target 5000)
+    [uvloop] CPU s per 1,000 fetches (all fetch processes): 0.24; RSS 130 + 129 = 259 MiB
+    [uvloop] p99 lateness (last 10k dispatches per process): 0.07 s
+    bare aiohttp conditional-GET loop (1 process, 64 in flight): 14684/s (14778/s answered by the
+        server), 0.068 CPU s per 1,000
+    [asyncio] ratio, fetch stage / bare loop: 0.34 in fetches/s (goal >= 0.45) (kept up with the
+        5000/s asked: a floor; ask more to see the ceiling); 0.27 in CPU per fetch
     ...
-    server capacity (2 bare loops at once, counted at the server): 16421 requests/s
+    server capacity (2 bare loops at once, counted at the server): 26298 requests/s
 
-The stage does what ``--rate`` asks and no more, while the bare loop runs flat out, so at a rate
-the stage keeps up with the ratio in fetches/s is only a floor. Its ceiling:
-``--rate 10000 --loop asyncio`` gave 5,151 fetches/s into the broker (5,115 answered by the
-server), ratio 0.59 against the bare loop of the same run (8,683/s); the two cores are then
-full (fetchers, server, broker).
+That was a fast phase of a machine whose speed varies by up to 2× within the hour: the same
+command in a slow phase (bare loop 6,748/s) gave 4,337/s asyncio and 4,677/s uvloop, at
+0.36–0.39 CPU s per 1,000.  The stage does what ``--rate`` asks and no more, while the bare
+loop runs flat out, so at a rate the stage keeps up with the ratio in fetches/s is only a
+floor. Its ceiling: ``--rate 10000 --loop asyncio`` gave 4,956 fetches/s into the broker (4,942
+answered by the server), ratio 0.51 against the bare loop of the same run (9,704/s); the two
+cores are then full (fetchers, server, broker).
 
 The RSS is read at the end of the window, so a short window reads it before the fetchers
-settle: every host's connection open (5,000 per process here: each process fetches from every
-host), each feed's attempt history filled (10 attempts; the seeded state carries 3), and the
-closed connections' cyclic garbage at its usual level.  ``--seconds 150 --loop asyncio
---bare-seconds 0`` reads it settled: 172 + 173 = 345 MiB at 100,000 feeds.
+settle: every host's connection open (2,500 per process here: feeds are placed by host),
+each feed's attempt history filled (10 attempts; the seeded state carries 3), and the
+allocator's free space at its usual level.  ``--seconds 150 --loop asyncio --bare-seconds 0``
+reads it settled: 150 + 151 = 301 MiB at 100,000 feeds.
 """
 
 from __future__ import annotations
