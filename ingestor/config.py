@@ -444,8 +444,9 @@ class FetchConfig(_Section):
     per_host_stagger: Duration = Field(
         default=0.5,
         description=(
-            "a host's next concurrent fetch starts only once its latest has run this long: a fast"
-            " host is polled one fetch at a time over its kept-alive connection"
+            "a host's next concurrent fetch starts only once its latest has run this long (or its"
+            " line's head waited this long): a fast host is polled one fetch at a time over its"
+            " kept-alive connection; 0: together, up to per_host_concurrency"
         ),
     )
     global_concurrency: int = Field(default=100, ge=1)

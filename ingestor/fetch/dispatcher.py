@@ -17,14 +17,16 @@ a burst of 200 new entries of one site neither starves that site's feeds nor is 
 Articles have their own global cap (``full_text.concurrency``, the caller's), not the feeds'.
 
 A host's second (third, ...) feed fetch does not start at once: only when the host's latest
-fetch has been running ``overlap_after`` seconds.  A fast host is then polled one fetch at a
-time, each handing its kept-alive connection to the next; only a slow one gets up to
-``per_host`` connections.  Starting them together opened a new connection for nearly every
-overlap (the idle budget keeps one connection per origin: ``ingestor/fetch/keepalive.py``),
-and under load overlaps are the rule: in ``bench/fetch.py`` at 5,000 fetches/s opening
-connections was an eighth of the fetchers' profile (py-spy), and the p99 lateness 3.6 s
-against 0.3-1.2 s with the stagger (same-hour runs; docs/operations.md).
-The caller wakes the loop at :meth:`HostDispatcher.next_opening`, when such a slot opens.
+fetch has been running ``overlap_after`` seconds, or the head of its line has waited that long.
+A fast host is then polled one fetch at a time, each handing its kept-alive connection to the
+next; a slow one, or one with more feeds due than one connection serves (thousands of feeds on
+one host, one after another), gets up to ``per_host`` connections.  Starting them together
+opened a new connection for nearly every overlap (the idle budget keeps one connection per
+origin: ``ingestor/fetch/keepalive.py``), and under load overlaps are the rule: in
+``bench/fetch.py`` at 5,000 fetches/s opening connections was an eighth of the fetchers'
+profile (py-spy), and the p99 lateness 3.6 s against 0.3-1.2 s with the stagger (same-hour
+runs; docs/operations.md).  The caller wakes the loop at :meth:`HostDispatcher.next_opening`,
+when such a slot opens.
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ class HostDispatcher:
         self._active: Counter[str] = Counter()
         self._latest: dict[str, float] = {}  # per host with a feed fetch running: the latest start
         self._openings: list[tuple[float, str]] = []  # heap: when a lined-up host's next slot opens
-        self._waiting: dict[str, deque[tuple[float, str]]] = {}
+        #: per busy host, its line: (due, feed id, when it joined the line), oldest first
+        self._waiting: dict[str, deque[tuple[float, str, float]]] = {}
         self._freed: set[str] = set()  # hosts with a line and, since a release, room to start
         self._articles: dict[str, deque[Hashable]] = {}  # per host: articles waiting for a slot
         self._article_turn: set[str] = set()  # hosts whose next contended slot is an article's
@@ -84,10 +87,14 @@ class HostDispatcher:
         return self._openings[0][0] if self._openings else None
 
     def _opens_at(self, host: str) -> float:
-        """When ``host`` may start one more feed fetch (below its cap): now, if nothing of it runs."""
+        """When ``host`` may start one more feed fetch (below its cap): once its latest fetch or
+        the head of its line has waited ``overlap_after``; now, if nothing of it runs."""
         latest = self._latest.get(host)
         if latest is None or self.overlap_after <= 0:
             return float("-inf")
+        line = self._waiting.get(host)
+        if line:
+            latest = min(latest, line[0][2])
         return latest + self.overlap_after
 
     def _started(self, host: str, now: float) -> None:
@@ -95,7 +102,8 @@ class HostDispatcher:
         self._latest[host] = now
 
     def _held(self, host: str, now: float) -> bool:
-        """Whether a feed of ``host`` must wait: the cap is reached, or the latest fetch is young."""
+        """Whether a feed of ``host`` must wait: the cap is reached, or neither its latest fetch
+        nor the head of its line has waited ``overlap_after`` (then the heap says when to look)."""
         if self._active[host] >= self.per_host:
             return True
         latest = self._latest.get(host)
@@ -175,7 +183,7 @@ class HostDispatcher:
                     continue
                 if not line or running >= cap or self._held(host, now):
                     break
-                due, feed_id = line.popleft()
+                due, feed_id, _ = line.popleft()
                 feed = feeds.get(feed_id)
                 if feed is not None and feed.paused:
                     plan.parked.append((due, feed_id))
@@ -201,10 +209,10 @@ class HostDispatcher:
             host = feed.host
             line = self._waiting.get(host)
             if line is not None:
-                line.append((due, feed_id))
+                line.append((due, feed_id, now))
                 continue
             if self._held(host, now):
-                self._waiting[host] = deque([(due, feed_id)])
+                self._waiting[host] = deque([(due, feed_id, now)])
                 continue
             self._started(host, now)
             running += 1

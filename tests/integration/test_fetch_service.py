@@ -205,11 +205,12 @@ async def test_per_host_cap_and_bounded_concurrency(broker_address: str, server:
 async def test_a_fast_host_is_polled_one_fetch_at_a_time_over_one_connection(
     broker_address: str, server: FeedServer
 ) -> None:
-    """Feeds of one host due together: with the default stagger (0.5 s) and answers in 50 ms,
-    the second slot never opens; each fetch hands its kept-alive connection to the next."""
+    """Feeds of one host due together, answers in 50 ms: the second slot never opens before the
+    stagger (2 s here, so that a slow machine cannot reach it); each fetch hands its kept-alive
+    connection to the next."""
     base = f"http://127.0.0.1:{server.port}"
     feeds = [{"id": f"q{i}", "url": f"{base}/slow/{i}?s=0.05", "interval": 30} for i in range(5)]
-    stage, _ = await stage_for(broker_address, feeds, per_host_concurrency=2)
+    stage, _ = await stage_for(broker_address, feeds, per_host_concurrency=2, per_host_stagger=2.0)
     await stage.start()
     try:
         await until(lambda: sum(attempts(stage, f"q{i}") for i in range(5)) == 5)

@@ -116,8 +116,10 @@ def test_caps_are_never_exceeded_and_nothing_due_starves(
             host = feeds[feed_id].host
             assert due >= last_due.get(host, float("-inf"))  # a host's feeds start in due order
             last_due[host] = due
-            if any(feeds[f].host == host for f in running):  # an overlap: only once staggered
-                assert at >= latest_start[host] + stagger
+            if any(feeds[f].host == host for f in running):
+                # an overlap: only once the host's latest fetch, or this feed (the line's head:
+                # it joined the line when due or later), has waited the stagger
+                assert at >= min(latest_start[host], due) + stagger
             latest_start[host] = at
             running.append(feed_id)
             started.append(feed_id)
@@ -197,3 +199,27 @@ def test_no_stagger_starts_a_hosts_fetches_together() -> None:
     dispatcher = HostDispatcher(10, 2, overlap_after=0.0)
     assert len(dispatcher.dispatch(queue, feeds, 0, now=1.0).start) == 2
     assert dispatcher.next_opening() is None
+
+
+def test_a_host_with_more_feeds_due_than_one_connection_serves_gets_its_second_slot() -> None:
+    """Fast answers (50 ms) never reach the stagger, but a line whose head has waited it out
+    opens the second slot: thousands of feeds on one host must not queue behind one connection."""
+    feeds = feeds_on(big=12)
+    queue = DueQueue()
+    for i in range(12):
+        queue.schedule(f"big-{i}", 0.0)
+    dispatcher = HostDispatcher(global_cap=10, per_host=2, overlap_after=0.5)
+    running = len(dispatcher.dispatch(queue, feeds, 0, now=0.0).start)
+    most = running
+    now = 0.0
+    while now < 0.45:  # each fetch answers in 50 ms: one at a time while the head is young
+        now = round(now + 0.05, 2)
+        dispatcher.release("big")
+        running = len(dispatcher.dispatch(queue, feeds, 0, now=now).start)
+        most = max(most, dispatcher.active("big"))
+        assert running == 1
+    assert most == 1
+    opening = dispatcher.next_opening()
+    assert opening is not None and opening <= 0.5
+    assert len(dispatcher.dispatch(queue, feeds, 1, now=0.5).start) == 1
+    assert dispatcher.active("big") == 2
