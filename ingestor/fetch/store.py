@@ -6,7 +6,7 @@ module only owns the two things that are not a plain produce.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import structlog
 
@@ -33,6 +33,7 @@ async def read_latest(
     *,
     timeout: float = 30.0,
     partitions: Iterable[int] | None = None,
+    newest: Callable[[bytes], float] | None = None,
 ) -> dict[str, bytes]:
     """The latest value per key of a compacted topic (or of the ``partitions`` named), read from
     the beginning up to its end at call time; a tombstone removes its key.
@@ -41,8 +42,15 @@ async def read_latest(
     reader does not wait out a lagging end (see ingestor/kafka/reader.py), because it runs
     inside a rebalance while feeds are parked, and a state record it misses costs one
     unconditional fetch of that feed, nothing more.
+
+    ``newest`` (for readers of every partition: ``ingestor status``, ``feeds status``): a key
+    can live in two partitions, a feed's state following its feed to its new host's partition
+    while the old one waits for compaction.  Partitions are read interleaved, so "the last one
+    read" means nothing across them: each partition's latest value is kept (a tombstone removes
+    a key only in its own partition) and the one ``newest`` ranks highest wins.
     """
     latest: dict[str, bytes] = {}
+    per_partition: dict[tuple[int, str], bytes] = {}
     async with connection.reader() as reader:
         wanted = None if partitions is None else set(partitions)
         tps = [tp for tp in await reader.partitions_of(topic) if wanted is None or tp.partition in wanted]
@@ -50,11 +58,27 @@ async def read_latest(
             if record.key is None:
                 continue
             key = record.key.decode("utf-8", errors="replace")
-            if record.value is None:
+            if newest is not None:
+                place = (record.partition, key)
+                if record.value is None:
+                    per_partition.pop(place, None)
+                else:
+                    per_partition[place] = record.value
+            elif record.value is None:
                 latest.pop(key, None)
             else:
                 latest[key] = record.value
+    for (_, key), value in per_partition.items():
+        kept = latest.get(key)
+        if kept is None or (newest is not None and newest(value) > newest(kept)):
+            latest[key] = value
     return latest
+
+
+def saved_at(raw: bytes) -> float:
+    """A state record's ``saved_at`` (-inf when unreadable): ``read_latest``'s ``newest``."""
+    saved = decode(raw)
+    return float("-inf") if saved is None else saved.saved_at
 
 
 async def load_states(
@@ -64,8 +88,10 @@ async def load_states(
     timeout: float = 30.0,
     partitions: Iterable[int] | None = None,
 ) -> dict[str, SavedState]:
-    """The latest readable state per feed id (an unreadable record counts as none)."""
-    raw = await load_raw_states(connection, topic, timeout=timeout, partitions=partitions)
+    """The latest readable state per feed id (an unreadable record counts as none; of a feed's
+    records in two partitions, the one saved last)."""
+    parts = None if partitions is None else sorted(set(partitions))
+    raw = await read_latest(connection, topic, timeout=timeout, partitions=parts, newest=saved_at)
     return {key: saved for key, value in raw.items() if (saved := decode(value)) is not None}
 
 

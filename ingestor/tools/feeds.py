@@ -287,13 +287,14 @@ def cmd_feeds_status(args: argparse.Namespace) -> int:
     settings, connection = resolved
     from ingestor.fetch.feeds import FeedRefused, decode_feed, read_feeds, shown_feed
     from ingestor.fetch.state import decode
-    from ingestor.fetch.store import read_latest
+    from ingestor.fetch.store import read_latest, saved_at
 
     async def main() -> dict[str, Any]:
         registered = await read_feeds(connection, settings.topics.feeds)
         raw_state = None
         if settings.fetch.state_topic:
-            raw_state = (await read_latest(connection, settings.fetch.state_topic)).get(args.id)
+            states = await read_latest(connection, settings.fetch.state_topic, newest=saved_at)
+            raw_state = states.get(args.id)
         definition: dict[str, Any] | None = None
         if args.id in registered:
             try:  # shown masked: a record written before references existed may hold a literal
