@@ -17,10 +17,11 @@ a burst of 200 new entries of one site neither starves that site's feeds nor is 
 Articles have their own global cap (``full_text.concurrency``, the caller's), not the feeds'.
 
 A host's second (third, ...) feed fetch does not start at once: only when the host's latest
-fetch has been running ``overlap_after`` seconds, or the head of its line has waited that long.
-A fast host is then polled one fetch at a time, each handing its kept-alive connection to the
-next; a slow one, or one with more feeds due than one connection serves (thousands of feeds on
-one host, one after another), gets up to ``per_host`` connections.  Starting them together
+fetch has been running ``stagger`` seconds (``fetch.per_host_stagger``), or the head of its
+line has waited that long.  A fast host is then polled one fetch at a time, each handing its
+kept-alive connection to the next; a slow one, or one with more feeds due than one connection
+serves (thousands of feeds on one host, one after another), gets up to ``per_host``
+connections.  Starting them together
 opened a new connection for nearly every overlap (the idle budget keeps one connection per
 origin: ``ingestor/fetch/keepalive.py``), and under load overlaps are the rule: in
 ``bench/fetch.py`` at 5,000 fetches/s opening connections was an eighth of the fetchers'
@@ -63,10 +64,10 @@ class Plan:
 class HostDispatcher:
     """Per-host concurrency and lines; the caller owns the tasks and the global count of them."""
 
-    def __init__(self, global_cap: int, per_host: int, overlap_after: float = 0.0) -> None:
+    def __init__(self, global_cap: int, per_host: int, stagger: float = 0.0) -> None:
         self.global_cap = global_cap
         self.per_host = per_host
-        self.overlap_after = overlap_after
+        self.stagger = stagger
         self._active: Counter[str] = Counter()
         self._latest: dict[str, float] = {}  # per host with a feed fetch running: the latest start
         self._openings: list[tuple[float, str]] = []  # heap: when a lined-up host's next slot opens
@@ -83,19 +84,19 @@ class HostDispatcher:
 
     def next_opening(self) -> float | None:
         """When a host with a line may start its next fetch, if it waits only for its latest
-        fetch to have run ``overlap_after`` (the caller's loop wakes then); may be stale."""
+        fetch to have run ``stagger`` (the caller's loop wakes then); may be stale."""
         return self._openings[0][0] if self._openings else None
 
     def _opens_at(self, host: str) -> float:
         """When ``host`` may start one more feed fetch (below its cap): once its latest fetch or
-        the head of its line has waited ``overlap_after``; now, if nothing of it runs."""
+        the head of its line has waited ``stagger``; now, if nothing of it runs."""
         latest = self._latest.get(host)
-        if latest is None or self.overlap_after <= 0:
+        if latest is None or self.stagger <= 0:
             return float("-inf")
         line = self._waiting.get(host)
         if line:
             latest = min(latest, line[0][2])
-        return latest + self.overlap_after
+        return latest + self.stagger
 
     def _started(self, host: str, now: float) -> None:
         self._active[host] += 1
@@ -103,7 +104,7 @@ class HostDispatcher:
 
     def _held(self, host: str, now: float) -> bool:
         """Whether a feed of ``host`` must wait: the cap is reached, or neither its latest fetch
-        nor the head of its line has waited ``overlap_after`` (then the heap says when to look)."""
+        nor the head of its line has waited ``stagger`` (then the heap says when to look)."""
         if self._active[host] >= self.per_host:
             return True
         latest = self._latest.get(host)

@@ -164,7 +164,7 @@ def test_a_hosts_second_fetch_waits_for_the_stagger_or_takes_over_when_the_first
     queue = DueQueue()
     for i in range(3):
         queue.schedule(f"h-{i}", 0.0)
-    dispatcher = HostDispatcher(global_cap=10, per_host=2, overlap_after=0.5)
+    dispatcher = HostDispatcher(global_cap=10, per_host=2, stagger=0.5)
     assert [f for _, f in dispatcher.dispatch(queue, feeds, 0, now=1.0).start] == ["h-0"]
     assert dispatcher.waiting() == 2 and dispatcher.next_opening() == 1.5
     assert dispatcher.dispatch(queue, feeds, 1, now=1.4).start == []
@@ -182,7 +182,7 @@ def test_a_feed_due_later_lines_up_behind_the_staggered_ones_and_other_hosts_go_
     queue = DueQueue()
     queue.schedule("h-0", 0.0)
     queue.schedule("h-1", 0.1)
-    dispatcher = HostDispatcher(global_cap=10, per_host=3, overlap_after=1.0)
+    dispatcher = HostDispatcher(global_cap=10, per_host=3, stagger=1.0)
     assert [f for _, f in dispatcher.dispatch(queue, feeds, 0, now=0.2).start] == ["h-0"]
     queue.schedule("h-2", 0.3)
     queue.schedule("o-0", 0.3)
@@ -196,7 +196,7 @@ def test_no_stagger_starts_a_hosts_fetches_together() -> None:
     queue = DueQueue()
     queue.schedule("h-0", 0.0)
     queue.schedule("h-1", 0.0)
-    dispatcher = HostDispatcher(10, 2, overlap_after=0.0)
+    dispatcher = HostDispatcher(10, 2, stagger=0.0)
     assert len(dispatcher.dispatch(queue, feeds, 0, now=1.0).start) == 2
     assert dispatcher.next_opening() is None
 
@@ -208,7 +208,7 @@ def test_a_host_with_more_feeds_due_than_one_connection_serves_gets_its_second_s
     queue = DueQueue()
     for i in range(12):
         queue.schedule(f"big-{i}", 0.0)
-    dispatcher = HostDispatcher(global_cap=10, per_host=2, overlap_after=0.5)
+    dispatcher = HostDispatcher(global_cap=10, per_host=2, stagger=0.5)
     running = len(dispatcher.dispatch(queue, feeds, 0, now=0.0).start)
     most = running
     now = 0.0
