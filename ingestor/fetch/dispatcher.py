@@ -21,13 +21,12 @@ fetch has been running ``stagger`` seconds (``fetch.per_host_stagger``), or the 
 line has waited that long.  A fast host is then polled one fetch at a time, each handing its
 kept-alive connection to the next; a slow one, or one with more feeds due than one connection
 serves (thousands of feeds on one host, one after another), gets up to ``per_host``
-connections.  Starting them together
-opened a new connection for nearly every overlap (the idle budget keeps one connection per
-origin: ``ingestor/fetch/keepalive.py``), and under load overlaps are the rule: in
-``bench/fetch.py`` at 5,000 fetches/s opening connections was an eighth of the fetchers'
-profile (py-spy), and the p99 lateness 3.6 s against 0.3-1.2 s with the stagger (same-hour
-runs; docs/operations.md).  The caller wakes the loop at :meth:`HostDispatcher.next_opening`,
-when such a slot opens.
+connections.  Starting them together opened a new connection for nearly every overlap (the
+idle budget keeps one connection per origin: ``ingestor/fetch/keepalive.py``), and under load
+overlaps are the rule: in ``bench/fetch.py`` at 5,000 fetches/s opening connections was an
+eighth of the fetchers' profile (py-spy), and the p99 lateness 3.6 s against 0.3-1.2 s with
+the stagger (same-hour runs; docs/operations.md).  The caller wakes the loop at
+:meth:`HostDispatcher.next_opening`, when such a slot opens.
 """
 
 from __future__ import annotations
@@ -83,8 +82,9 @@ class HostDispatcher:
         return self._active[host]
 
     def next_opening(self) -> float | None:
-        """When a host with a line may start its next fetch, if it waits only for its latest
-        fetch to have run ``stagger`` (the caller's loop wakes then); may be stale."""
+        """When a host with a line may start its next fetch, if it waits only for the stagger
+        (its latest fetch, or its line's head, to have waited ``stagger``): the caller's loop
+        wakes then.  It may be stale (a look that finds nothing to start)."""
         return self._openings[0][0] if self._openings else None
 
     def _opens_at(self, host: str) -> float:
