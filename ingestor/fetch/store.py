@@ -90,8 +90,7 @@ async def load_states(
 ) -> dict[str, SavedState]:
     """The latest readable state per feed id (an unreadable record counts as none; of a feed's
     records in two partitions, the one saved last)."""
-    parts = None if partitions is None else sorted(set(partitions))
-    raw = await read_latest(connection, topic, timeout=timeout, partitions=parts, newest=saved_at)
+    raw = await load_raw_states(connection, topic, timeout=timeout, partitions=partitions, newest=saved_at)
     return {key: saved for key, value in raw.items() if (saved := decode(value)) is not None}
 
 
@@ -101,12 +100,14 @@ async def load_raw_states(
     *,
     timeout: float = 30.0,
     partitions: Iterable[int] | None = None,
+    newest: Callable[[bytes], float] | None = None,
 ) -> dict[str, bytes]:
     """The latest state record per feed id, not decoded yet (``state.decode``; an unreadable one
     decodes as None).  The registry decodes each when its feed is added: decoded all at once,
-    they were about twice the records' size on top of them during a load (issue 15)."""
+    they were about twice the records' size on top of them during a load (issue 15).
+    ``newest``: as for ``read_latest``."""
     parts = None if partitions is None else sorted(set(partitions))
-    raw = await read_latest(connection, topic, timeout=timeout, partitions=parts)
+    raw = await read_latest(connection, topic, timeout=timeout, partitions=parts, newest=newest)
     log.info(
         "fetch_state_loaded",
         stage="fetch",
