@@ -540,6 +540,8 @@ def main() -> None:
     parser.add_argument("--reader-feeds", type=int, default=0, help="N > 0: compare with lemon24/reader")
     parser.add_argument("--reader-workers", type=int, default=16)
     args = parser.parse_args()
+    if 0 < args.bare_seconds < 5:  # the server counts from 2 s in until 1 s before the end
+        parser.error("--bare-seconds is 0 (no bare loop) or at least 5")
     configure_logging("ERROR", "json", stream=open(os.devnull, "w"))  # noqa: SIM115 - for the process
     asyncio.run(run(args))
 

@@ -144,6 +144,26 @@ def first_delay(timing: FeedTiming, spread: float, rand: Random) -> float:
     return min(timing.interval, spread) * rand()
 
 
+def resume_due(saved_due: float, interval: float, now: float) -> float:
+    """When a feed taken over with its state is due: when its previous owner would have
+    fetched it; if that has passed (the owner died, or the fetcher was down), the latest slot
+    of its cadence that has passed, so it is fetched at once, its place in the cadence kept.
+
+    Overdue feeds then come up in the order of their cadence, which is spread over the
+    interval, and each next due time counts from its fetch, so they stay spread.  Spreading
+    them over the next second instead put them in the order they were read: a partition at a
+    time, with a host's feeds in one partition (``shard``).  A host's feeds were fetched one
+    after another and stayed together from then on, one burst per interval: in
+    ``bench/fetch.py`` every host's 20 feeds came within about two seconds, and between the
+    bursts the host's kept-alive connection expired (a new connection for one fetch in 20).
+    At most one interval late, so a feed that waited out a long outage does not make the
+    stage look stalled for longer than its own cadence (``overdue_seconds``).
+    """
+    if saved_due >= now:
+        return saved_due
+    return now - (now - saved_due) % interval
+
+
 class DueQueue:
     """Feed ids by due time: a heap with lazy deletion, O(log n) per change, no scans per tick.
 

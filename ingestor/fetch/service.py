@@ -44,7 +44,7 @@ from ingestor.fetch.push import PushAdapter
 from ingestor.fetch.raw import RawSink
 from ingestor.fetch.recorder import Recorder
 from ingestor.fetch.registry import FeedRegistry
-from ingestor.fetch.schedule import DueQueue, first_delay
+from ingestor.fetch.schedule import DueQueue, first_delay, resume_due
 from ingestor.fetch.state import SavedState, adopted
 from ingestor.fetch.status import FeedStatus, FetchHealth, StageStats, feed_status
 from ingestor.kafka import KafkaConnection, pin_producer_topics
@@ -334,11 +334,8 @@ class FetchStage:
                 state.recent = self._push.window(saved.recent)
             state.mark_saved(*adopted(saved, self.instance))
             state.history.extend(AttemptRecord.restored(a) for a in saved.attempts)
-            if saved.next_due is not None:
-                # overdue (its owner died): soon, spread so that a handover of thousands of feeds
-                # is no burst: a millisecond per feed held, up to a second (one feed: at once)
-                spread = min(state.timing.interval, 1.0, len(self._states) / 1000) * self._rand()
-                self._queue.schedule(spec.id, max(saved.next_due, now + spread))
+            if saved.next_due is not None:  # overdue: at once, in the order of their cadence
+                self._queue.schedule(spec.id, resume_due(saved.next_due, state.timing.interval, now))
             if saved.websub is not None and self._push is not None:  # subscribe with our callback
                 self._push.adopt(spec.id, saved.websub)
         self._wake.set()

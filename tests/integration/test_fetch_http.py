@@ -298,6 +298,28 @@ async def test_at_most_one_idle_connection_per_origin(server: FeedServer, base: 
         await fetcher.close()
 
 
+async def test_an_error_answer_read_whole_keeps_its_connection(server: FeedServer, base: str) -> None:
+    """A 404 or 500 with a short body is read to its end: the connection goes back to the pool.
+    One with more than the sniffed prefix is not read further: its connection is closed."""
+    fetcher = await fetcher_for(fetch_config(retries=0))
+    try:
+        # the first fetch of the origin asks to close (nothing says it is fetched again soon)
+        for path in ("/404", "/404", "/500", "/404"):
+            result = await fetcher.fetch(feed(f"{base}{path}"))
+            assert result.outcome is not Outcome.OK and result.status in (404, 500)
+        transports = [r.transport for r in server.requests[1:]]
+        assert len({t.get_extra_info("peername") for t in transports if t is not None}) == 1
+        assert all(r.headers.get("Connection") != "close" for r in server.requests[1:])
+        # an error page longer than the sniffed prefix: the rest is never read, the socket goes
+        before = server.peers[-1]
+        server.body = b"<html>" + b"x" * (1 << 20) + b"</html>"
+        assert (await fetcher.fetch(feed(f"{base}/big-error"))).status == 500
+        assert (await fetcher.fetch(feed(f"{base}/404"))).status == 404
+        assert server.peers[-2] == before and server.peers[-1] != before
+    finally:
+        await fetcher.close()
+
+
 async def test_past_the_idle_budget_new_connections_close(server: FeedServer, base: str) -> None:
     """Origins fetched again soon each keep a connection until the budget is spent."""
     names = {f"h{n}.test": "127.0.0.1" for n in range(4)}

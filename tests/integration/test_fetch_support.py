@@ -60,7 +60,7 @@ def gzip_bomb(decompressed: int = 256 * 1024 * 1024) -> bytes:
 
 @dataclass
 class FeedServer:
-    """The fixture feeds: /etag, /lm, /429, /500, /503, /drip, /bomb, /loop/a, /chain/N, ..."""
+    """The fixture feeds: /etag, /lm, /429, /500, /503, /drip, /bomb, /loop/a, /chain/N, /big-error, ..."""
 
     hits: Counter[str] = field(default_factory=Counter)
     requests: list[web.Request] = field(default_factory=list)
@@ -116,6 +116,7 @@ class FeedServer:
         r.add_get("/to/{host}", self.to_host)
         r.add_get("/gzip", self.gzipped)
         r.add_get("/slow/{n}", self.slow)
+        r.add_get("/big-error", self.big_error)
         return app
 
     async def start(self) -> str:
@@ -183,6 +184,10 @@ class FeedServer:
         return web.Response(
             body=data, headers={"Content-Type": "application/rss+xml", "Content-Encoding": "gzip"}
         )
+
+    async def big_error(self, _: web.Request) -> web.Response:
+        """A 500 whose page is ``body``: longer than the fetcher reads of an error page."""
+        return web.Response(status=500, body=self.body, content_type="text/html")
 
     async def slow(self, request: web.Request) -> web.Response:
         """Counts how many requests are served at once (the per-host cap is seen from here)."""

@@ -5,6 +5,8 @@ state records decoded as their feeds come and then let go (issue 15)."""
 from __future__ import annotations
 
 import json
+import random
+import time
 from dataclasses import dataclass
 
 from ingestor.config import load_settings
@@ -78,3 +80,20 @@ def test_restored_records_are_decoded_when_their_feed_comes_and_then_dropped() -
     assert set(registry._restore) == {"f3", "f4"}
     assert registry._restore is not raw and registry._restore_size < 20  # a smaller dict
     assert len(stage._queue._heap) == len(stage._states)  # one heap entry per resumed feed
+
+
+def test_overdue_feeds_taken_over_come_up_in_the_order_of_their_cadence() -> None:
+    """A dead owner's feeds are all overdue; a host's feeds are read together (they share a
+    partition) but were due spread over the interval: they are fetched in that order, so a
+    host's feeds do not become one burst per interval."""
+    stage, registry = _registry()
+    now = time.time()
+    order = list(range(30))
+    random.Random(2).shuffle(order)
+    due = {f"f{i}": now - 60 + 2 * n for n, i in enumerate(order)}  # 60 s ago to just now
+    raw = {f"f{i}": _saved(i, next_due=due[f"f{i}"]) for i in range(30)}
+    registry._restore, registry._restore_size = raw, len(raw)
+    for i in range(30):  # read in id order, not in due order
+        registry._apply(0, Record(f"f{i}".encode(), _definition(i, interval=300), i))  # type: ignore[arg-type]
+    popped = [stage._queue.pop_due(time.time()) for _ in range(30)]
+    assert [item[1] for item in popped if item is not None] == [f"f{i}" for i in order]

@@ -10,7 +10,7 @@ import pytest
 from ingestor.config import FeedConfig
 from ingestor.fetch.hints import Hints
 from ingestor.fetch.outcome import Outcome
-from ingestor.fetch.schedule import DueQueue, FeedTiming, Policy, first_delay, next_delay
+from ingestor.fetch.schedule import DueQueue, FeedTiming, Policy, first_delay, next_delay, resume_due
 
 MID = lambda: 0.5  # noqa: E731 - no jitter: 2*0.5-1 == 0
 POLICY = Policy(default_interval=300, floor=1, max_interval=6 * 3600, max_backoff=6 * 3600, jitter=0.1)
@@ -131,6 +131,20 @@ def test_first_fetches_are_spread() -> None:
     rng = random.Random(3)
     firsts = [first_delay(t, 10, rng.random) for _ in range(200)]
     assert min(firsts) >= 0 and max(firsts) <= 10 and max(firsts) - min(firsts) > 8
+
+
+def test_a_feed_taken_over_keeps_its_place_in_its_cadence() -> None:
+    now = 10_000.0
+    assert resume_due(now + 42, 300, now) == now + 42  # not due yet: when its owner said
+    assert resume_due(now - 10, 300, now) == now - 10  # overdue: at once
+    # down for longer than the interval: the latest slot of its cadence that has passed
+    assert resume_due(now - 1000, 300, now) == pytest.approx(now - 100)
+    # so overdue feeds come up in the order of their cadence, whatever order they are read in
+    rng = random.Random(5)
+    saved = [now - 30 * rng.random() - 300 * rng.randrange(4) for _ in range(100)]
+    dues = [resume_due(d, 300, now) for d in saved]
+    assert all(now - 300 < d <= now for d in dues)
+    assert sorted(range(100), key=dues.__getitem__) == sorted(range(100), key=lambda i: saved[i] % 300)
 
 
 def test_due_queue_orders_moves_and_removes() -> None:
