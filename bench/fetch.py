@@ -60,7 +60,8 @@ The RSS is read at the end of the window, so a short window reads it before the 
 settle: every host's connection open (2,500 per process here: feeds are placed by host),
 each feed's attempt history filled (10 attempts; the seeded state carries 3), and the
 allocator's free space at its usual level.  ``--seconds 150 --loop asyncio --bare-seconds 0``
-reads it settled: 150 + 151 = 301 MiB at 100,000 feeds.
+reads it settled: 147 + 147 = 294 MiB at 100,000 feeds (PSS 266 MiB: RSS counts the code
+both processes share in each of them).
 """
 
 from __future__ import annotations
@@ -232,6 +233,20 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def pss_mib() -> float | None:
+    """The process's proportional share of its resident pages: a page it shares with the other
+    fetch process (the interpreter's and the libraries' code, about 18 MiB each here) counts
+    half, so the sum over the fetch processes is their physical memory; RSS counts it in each."""
+    try:
+        text = Path("/proc/self/smaps_rollup").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -267,7 +282,7 @@ def fetch_process(settings: Settings, loop: str, conn: multiprocessing.connectio
         while not conn.poll():
             health = stage.health()
             conn.send((health.feeds, health.fetches, health.produced, cpu_seconds(), rss_mib(),
-                       health.lateness_p99_seconds, health.outcomes))  # fmt: skip
+                       health.lateness_p99_seconds, health.outcomes, pss_mib()))  # fmt: skip
             await asyncio.sleep(1.0)
         await stage.stop()
 
@@ -357,8 +372,12 @@ async def measure_fetchers(
     per = 1000 * cpu / max(fetches, 1)
     print(f"[{loop}] fetches/s: {rate:.0f} by the fetchers (into the broker), "
           f"{(served1 - served0) / elapsed:.0f} answered by the server (target {args.rate:.0f})")  # fmt: skip
+    pss = [r[7] for r in last if r[7] is not None]
+    shared = (
+        f" (PSS, pages shared between them counted once: {sum(pss):.0f} MiB)" if len(pss) == len(last) else ""
+    )
     print(f"[{loop}] CPU s per 1,000 fetches (all fetch processes): {per:.2f}; RSS "
-          f"{' + '.join(f'{m:.0f}' for m in rss)} = {sum(rss):.0f} MiB")  # fmt: skip
+          f"{' + '.join(f'{m:.0f}' for m in rss)} = {sum(rss):.0f} MiB{shared}")  # fmt: skip
     print(f"[{loop}] p99 lateness (last 10k dispatches per process): {max(p99):.2f} s" if p99 else "p99: n/a")
     print(f"[{loop}] outcomes in the window: {dict(sorted(outcomes.items()))}")
     return rate, per
