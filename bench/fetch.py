@@ -14,15 +14,15 @@ changing body every 10 s for 3%, 0.5 s slow for 1%, 500 for 1%.  Each feed has i
 name (``h<i mod hosts>.bench.test``, resolved by a static resolver to one of
 ``SERVER_ADDRESSES`` loopback addresses, 127.0.0.1-127.0.0.32, on all of which the server
 listens: nothing leaves loopback) so the per-host cap and the connection budget apply as in
-the wild.  One address would not do at a million feeds: every connection to one address
-and port needs its own local port, and the ~28,000 of the ephemeral range run out.  Feeds start warm: their
-definitions are on the feeds topic and their fetch state (validators, next due time spread
-over one interval, last written over one ``fetch.state_refresh`` before the window) on the
-fetch-state topic, as a running fetcher leaves them, so the window writes state records at a
-running fetcher's rate; the window starts after one interval, once every host has its
-connection.  Each
-fetch process runs as ``ingestor run`` runs it: ``fetch.event_loop`` (``--loop``, ``both``
-measures asyncio and uvloop one after the other in the same run) and the raised GC threshold.
+the wild.  One address would not do at a million feeds: every connection to one address and
+port needs its own local port, and the ~28,000 of the ephemeral range run out.  Feeds start
+warm: their definitions are on the feeds topic and their fetch state (validators, next due
+time spread over one interval from after the takeover (``seed``), last written over one
+``fetch.state_refresh`` before the window) on the fetch-state topic, as a running fetcher
+leaves them, so the window writes state records at a running fetcher's rate; the window starts
+after one interval, once every host has its connection.  Each fetch process runs as ``ingestor
+run`` runs it: ``fetch.event_loop`` (``--loop``, ``both`` measures asyncio and uvloop one
+after the other in the same run) and the raised GC threshold.
 
 Prints, for each loop: fetches/s counted by the fetchers (into the broker) and by the server,
 CPU seconds per 1,000 fetches and RSS of all fetch processes, p99 lateness; then the bare
@@ -60,7 +60,7 @@ The RSS is read at the end of the window, so a short window reads it before the 
 settle: every host's connection open (2,500 per process here: feeds are placed by host),
 each feed's attempt history filled (10 attempts; the seeded state carries 3), and the
 allocator's free space at its usual level.  ``--seconds 150 --loop asyncio --bare-seconds 0``
-reads it settled: 147 + 147 = 294 MiB at 100,000 feeds (PSS 266 MiB: RSS counts the code
+reads it settled: 143 + 147 = 289 MiB at 100,000 feeds (PSS 262 MiB: RSS counts the code
 both processes share in each of them).
 """
 

@@ -68,10 +68,11 @@ async def read_latest(
                 latest.pop(key, None)
             else:
                 latest[key] = record.value
-    for (_, key), value in per_partition.items():
-        kept = latest.get(key)
-        if kept is None or (newest is not None and newest(value) > newest(kept)):
-            latest[key] = value
+    if newest is not None:
+        for (_, key), value in per_partition.items():
+            kept = latest.get(key)
+            if kept is None or newest(value) > newest(kept):
+                latest[key] = value
     return latest
 
 
