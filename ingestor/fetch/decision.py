@@ -26,6 +26,7 @@ from ingestor.config import FetchConfig
 from ingestor.fetch.feedstate import HISTORY, AttemptRecord, FeedState, utc
 from ingestor.fetch.hints import Hints
 from ingestor.fetch.outcome import Outcome, settle
+from ingestor.fetch.packed import Validators
 from ingestor.fetch.schedule import FeedTiming, Policy, next_delay
 from ingestor.fetch.state import SavedState, SubscriptionState, due_for_saving, material_of
 from ingestor.fetch.websub_protocol import body_key, discover, remember, seen
@@ -137,6 +138,7 @@ class Decision:
     record: SavedState | None = None  # the fetch-state record, when ``persist`` (built only then)
     persist: bool = False  # whether writing ``record`` is worth a message (see ``due_for_saving``)
     material: int | None = field(default=None, repr=False)  # ``state.material`` of ``record``
+    validators_changed: bool = True  # etag, last_modified or sha256 differ from the feed's
 
     @property
     def counter(self) -> str:
@@ -144,7 +146,13 @@ class Decision:
         return self.outcome.value if self.via == "poll" else f"push_{self.outcome.value}"
 
 
-def judge(state: FeedState, result: Result, policy: FetchPolicy, link: PushLink = NO_PUSH) -> Verdict:
+def judge(
+    state: FeedState,
+    result: Result,
+    policy: FetchPolicy,
+    link: PushLink = NO_PUSH,
+    known: Validators | None = None,
+) -> Verdict:
     """Whether the body is new, before any I/O.
 
     A 200 whose body hashes to the latest one is unchanged (servers that ignore conditional
@@ -152,10 +160,13 @@ def judge(state: FeedState, result: Result, policy: FetchPolicy, link: PushLink 
     from a poll of a pushed feed it is a stale copy (a CDN node, a lagging origin) of what a
     push delivered; from a push it is a captured push sent again, or a hub resending.
     Producing either would make dedup publish the old text as a new version.
+
+    ``known``: ``state.validators()``, when the caller has just unpacked them (no await since).
     """
+    latest = (known or state.validators())[2]
     if isinstance(result, PushResult):
         sha = result.sha256
-        outcome = settle(Outcome.OK, sha, state.sha256)
+        outcome = settle(Outcome.OK, sha, latest)
         if outcome is Outcome.OK and state.recent and state.recent[-1] == body_key(sha):
             outcome = Outcome.UNCHANGED  # the same push at two callbacks (a renewal), still in flight
         if outcome is Outcome.OK and seen(state.recent, sha):
@@ -163,7 +174,7 @@ def judge(state: FeedState, result: Result, policy: FetchPolicy, link: PushLink 
         if outcome is Outcome.OK:
             return Verdict(outcome, produce=True, claim=remember(state.recent, sha, policy.replay_window))
         return Verdict(outcome)
-    outcome = settle(result.outcome, result.sha256, state.sha256)
+    outcome = settle(result.outcome, result.sha256, latest)
     reason = result.reason
     if (
         outcome is Outcome.OK
@@ -199,6 +210,7 @@ def decide(
     now: float,
     rand: Random,
     link: PushLink = NO_PUSH,
+    known: Validators | None = None,
 ) -> Decision:
     """The feed's state after this attempt, given what the broker made of the body.
 
@@ -206,9 +218,12 @@ def decide(
     carries no validators, hints or errors) and in that a push leaves the poll schedule alone.
     Validators and the body hash move only with a body the broker acknowledged (or the very
     body already recorded): a broker outage costs a re-fetch, never a lost body.
+
+    ``known``: ``state.validators()``, when the caller has just unpacked them (no await since).
     """
     timing = state.timing.copy()
-    etag, last_modified, sha256 = state.validators()
+    before = known or state.validators()
+    etag, last_modified, sha256 = before
     recent = state.recent
     outcome, produced = verdict.outcome, verdict.produced
     if isinstance(result, PushResult):
@@ -301,4 +316,5 @@ def decide(
         record=record,
         persist=persist,
         material=current,
+        validators_changed=(etag, last_modified, sha256) != before,
     )

@@ -67,6 +67,13 @@ class FeedOptions:
     proxy: str | None = None
     proxy_username: str | None = None
     proxy_password: Secret | None = None
+    #: nothing of the feed's own to resolve or send per request (no headers, credentials or
+    #: proxy): what most feeds are, so the fetcher skips that work for them (issue 15)
+    plain: bool = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        plain = not self.headers and self.username is None and self.password is None and self.proxy is None
+        object.__setattr__(self, "plain", plain)
 
     def _key(self) -> tuple[object, ...]:
         fields = (getattr(self, name) for name in _OPTION_FIELDS if name != "headers")

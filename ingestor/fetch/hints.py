@@ -86,10 +86,18 @@ def rss_ttl(body: bytes | None) -> float | None:
     return minutes * 60.0 if minutes > 0 else None
 
 
+#: A response that gives no hint at all (most 304s): one shared value, no parsing.
+NO_HINTS = Hints()
+
+
 def from_response(headers: Mapping[str, str], body: bytes | None, now: datetime) -> Hints:
+    cache_control, expires = headers.get("cache-control"), headers.get("expires")
+    after = headers.get("retry-after")
+    if cache_control is None and expires is None and after is None and not body:
+        return NO_HINTS
     return Hints(
-        max_age=cache_max_age(headers.get("cache-control")),
-        expires=expires_in(headers.get("expires"), headers.get("date"), now),
+        max_age=cache_max_age(cache_control),
+        expires=expires_in(expires, headers.get("date"), now),
         ttl=rss_ttl(body),
-        retry_after=retry_after(headers.get("retry-after"), now),
+        retry_after=retry_after(after, now),
     )

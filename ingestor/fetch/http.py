@@ -36,8 +36,8 @@ from yarl import URL
 from ingestor import __version__
 from ingestor.config import FetchConfig
 from ingestor.fetch import guard
-from ingestor.fetch.feedspec import AnyFeed, start_url
-from ingestor.fetch.hints import Hints, from_response
+from ingestor.fetch.feedspec import AnyFeed, FeedSpec, start_url
+from ingestor.fetch.hints import NO_HINTS, Hints, from_response
 from ingestor.fetch.keepalive import IdleConnectionBudget, Origin
 from ingestor.fetch.outcome import (
     Outcome,
@@ -165,7 +165,8 @@ def _shown_text(url: str) -> str:
     return url if "@" not in url else mask_url(url)
 
 
-_NO_HINTS = Hints()
+#: the credentials of a feed that has none (only ever read)
+_NOTHING_OWN: dict[str, str] = {}
 
 
 def _sha256(body: bytes) -> str:
@@ -413,11 +414,14 @@ class Fetcher:
                 retry=retry,
             )
 
-        try:
-            own = self._credentials(feed)
-            proxy, proxy_authorization = self._proxy(feed)
-        except SecretUnavailable as exc:
-            return failed(Outcome.SECRET, f"secret {exc}")
+        if isinstance(feed, FeedSpec) and feed.options.plain and not self._config.proxy:
+            own, proxy, proxy_authorization = _NOTHING_OWN, None, None  # most feeds: nothing to resolve
+        else:
+            try:
+                own = self._credentials(feed)
+                proxy, proxy_authorization = self._proxy(feed)
+            except SecretUnavailable as exc:
+                return failed(Outcome.SECRET, f"secret {exc}")
         seen: set[str] = set()  # the URLs asked for, filled once there is a redirect
         try:
             async with asyncio.timeout(self._config.total_timeout):
@@ -515,7 +519,7 @@ class Fetcher:
             outcome: Outcome,
             reason: str | None = None,
             *,
-            hints: Hints = _NO_HINTS,
+            hints: Hints = NO_HINTS,
             bytes_read: int = 0,
             body: bytes | None = None,
             sha256: str | None = None,

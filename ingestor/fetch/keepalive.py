@@ -91,12 +91,14 @@ class IdleConnectionBudget:
             self._idle.move_to_end(origin)
 
     def _expire(self, now: float) -> None:
-        for entries, horizon in (
-            (self._idle, now - self._counted_for),
-            (self._recent, now - self._keepalive),
-        ):
-            while entries:
-                origin, since = next(iter(entries.items()))
-                if since > horizon:
-                    break
-                del entries[origin]
+        _drop_before(self._idle, now - self._counted_for)
+        _drop_before(self._recent, now - self._keepalive)
+
+
+def _drop_before(entries: OrderedDict[Origin, float], horizon: float) -> None:
+    """Drop the oldest entries up to ``horizon`` (entries are in time order: oldest first)."""
+    while entries:
+        origin, since = next(iter(entries.items()))
+        if since > horizon:
+            return
+        del entries[origin]

@@ -27,6 +27,7 @@ from ingestor.fetch.decision import (
 from ingestor.fetch.feedstate import FeedState
 from ingestor.fetch.keeper import StateKeeper
 from ingestor.fetch.outcome import Outcome
+from ingestor.fetch.packed import Validators
 from ingestor.fetch.raw import RawSink
 from ingestor.fetch.schedule import DueQueue
 from ingestor.fetch.status import StageStats
@@ -38,7 +39,8 @@ log = structlog.get_logger("ingestor.fetch")
 
 def apply(state: FeedState, decision: Decision) -> None:
     """Adopt what the decision says the feed now is (no await: no other attempt sees half of it)."""
-    state.set_validators(decision.etag, decision.last_modified, decision.sha256)
+    if decision.validators_changed:
+        state.set_validators(decision.etag, decision.last_modified, decision.sha256)
     state.recent, state.timing = decision.recent, decision.timing
     state.history.append(decision.attempt)
 
@@ -78,10 +80,16 @@ class Recorder:
         self._stopping = stopping
 
     async def commit(
-        self, state: FeedState, result: Result, verdict: Verdict, link: PushLink = NO_PUSH
+        self,
+        state: FeedState,
+        result: Result,
+        verdict: Verdict,
+        link: PushLink = NO_PUSH,
+        known: Validators | None = None,
     ) -> Decision:
+        """``known``: ``state.validators()``, when the caller has just unpacked them (no await since)."""
         now = time.time()
-        decision = decide(state, result, verdict, self._policy, now, self._rand, link)
+        decision = decide(state, result, verdict, self._policy, now, self._rand, link, known)
         apply(state, decision)
         if decision.reschedule:
             if state.paused:

@@ -32,6 +32,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 
 from ingestor.config import FeedConfig, Settings
+from ingestor.fetch import packed
 from ingestor.fetch.articles import ArticleFetcher
 from ingestor.fetch.decision import NO_PUSH, FetchPolicy, Verdict, judge
 from ingestor.fetch.dispatcher import HostDispatcher
@@ -495,8 +496,12 @@ class FetchStage:
             etag, last_modified, _ = state.validators()
             result = await self._fetcher.fetch(feed, Validators(etag, last_modified))
             link = self._push.before_poll(feed.id) if self._push is not None else NO_PUSH
-            verdict = judge(state, result, self._policy, link)
+            # read again after the await (a push may have moved them); shared with the decision
+            # below unless a produce awaits in between (most polls: unpacked once, not twice)
+            known: packed.Validators | None = state.validators()
+            verdict = judge(state, result, self._policy, link, known)
             if verdict.produce:
+                known = None
                 try:
                     await self._raw.produce(feed, result)
                     verdict = verdict.acknowledged()
@@ -505,7 +510,7 @@ class FetchStage:
                 except Exception as exc:
                     verdict = verdict.refused(f"produce failed: {type(exc).__name__}: {exc}")
                     self._stats.last_produce_error = verdict.reason
-            await self._record(state, result, verdict)
+            await self._record(state, result, verdict, known)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug; the feed is still rescheduled, with backoff
@@ -516,7 +521,9 @@ class FetchStage:
         finally:
             self._release(state.host)
 
-    async def _record(self, state: FeedState, result: FetchResult, verdict: Verdict) -> None:
+    async def _record(
+        self, state: FeedState, result: FetchResult, verdict: Verdict, known: packed.Validators | None = None
+    ) -> None:
         """A poll's end: WebSub learns of the hub it names, then the shared recording path."""
         link = self._push.after_poll(state, result, verdict) if self._push is not None else NO_PUSH
-        await self._recorder.commit(state, result, verdict, link)
+        await self._recorder.commit(state, result, verdict, link, known)

@@ -79,8 +79,9 @@ class StageStats:
         if decision.via == "poll":
             self.fetches += 1
         self.produced += int(decision.produced)
-        self.outcomes[decision.counter] += 1
-        self.window[decision.counter] += 1
+        counter = decision.counter
+        self.outcomes[counter] += 1
+        self.window[counter] += 1
 
     def take_window(self) -> Counter[str]:
         """The outcomes counted since the last call, and a fresh window."""

@@ -412,3 +412,31 @@ def test_every_failure_counts_towards_backoff(outcome: Outcome) -> None:
     result = fetched(outcome, None, status=None)
     decision = decide(feed_state(), result, Verdict(outcome), POLICY, NOW, half)
     assert decision.timing.failures == 1 and not decision.produced
+
+
+@pytest.mark.parametrize(
+    ("outcome", "body", "etag"),
+    [
+        (Outcome.OK, b"<rss>v2</rss>", '"v2"'),  # a new body: validators move
+        (Outcome.OK, b"<rss>v1</rss>", '"v1"'),  # the same body again: nothing moves
+        (Outcome.NOT_MODIFIED, None, '"v1"'),
+        (Outcome.NOT_MODIFIED, None, '"v1b"'),  # a 304 with a new ETag: it moves
+        (Outcome.HTTP_5XX, None, None),
+    ],
+)
+def test_validators_the_caller_unpacked_give_the_same_decision(
+    outcome: Outcome, body: bytes | None, etag: str | None
+) -> None:
+    """The stage passes ``known`` (validators unpacked once per poll); the decision must not
+    depend on it, and ``validators_changed`` must say exactly whether the feed's move."""
+    state = adopt(feed_state(), poll(feed_state(), fetched()))
+    result = fetched(outcome, body, etag=etag, status=None if body is None else 200)
+    verdict = judge(state, result, POLICY, NO_PUSH, state.validators())
+    assert verdict == judge(state, result, POLICY)
+    if verdict.produce:
+        verdict = verdict.acknowledged()
+    plain = decide(state, result, verdict, POLICY, NOW, half)
+    shared = decide(state, result, verdict, POLICY, NOW, half, NO_PUSH, state.validators())
+    assert shared == plain
+    moved = (plain.etag, plain.last_modified, plain.sha256) != state.validators()
+    assert plain.validators_changed is moved

@@ -151,3 +151,23 @@ def test_the_shortcut_never_changes_what_is_fetched(host: str, port: str, path: 
     except ValueError:
         return  # not a URL a definition could hold
     _same(start_url(FeedSpec("f", url)), expected)
+
+
+@pytest.mark.parametrize(
+    ("fields", "plain"),
+    [
+        ({}, True),
+        ({"user_agent": "bot/1", "interval": 60, "format": "html"}, True),  # sent, but nothing to resolve
+        ({"headers": {"X-Token": "t"}}, False),
+        ({"username": "u"}, False),
+        ({"password": "p"}, False),
+        ({"proxy": "http://127.0.0.1:3128"}, False),
+    ],
+)
+def test_plain_says_whether_a_feed_has_anything_of_its_own_to_resolve_per_request(
+    fields: dict[str, Any], plain: bool
+) -> None:
+    """The fetcher skips credentials and proxy work for plain feeds: a feed with any of them
+    must never be plain, or its headers, auth or proxy would silently not be used."""
+    spec = FeedSpec.of(FeedConfig(id="f", url="https://example.org/feed", **fields))
+    assert spec.options.plain is plain

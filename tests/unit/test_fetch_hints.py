@@ -48,3 +48,13 @@ def test_from_response_and_widest() -> None:
     assert (h.max_age, h.ttl, h.retry_after, h.expires) == (300, 600, 30, None)
     assert h.widen_to() == 600
     assert hints.Hints().widen_to() is None
+
+
+def test_a_response_without_hints_gets_the_shared_empty_hints() -> None:
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    plain = {"etag": '"x"', "date": "Mon, 01 Jan 2024 00:00:00 GMT"}
+    assert hints.from_response(plain, None, now) is hints.NO_HINTS
+    assert hints.from_response({}, b"", now) is hints.NO_HINTS
+    assert hints.from_response({"cache-control": "max-age=60"}, None, now).max_age == 60.0
+    assert hints.from_response({}, b"<rss><ttl>5</ttl></rss>", now).ttl == 300.0
+    assert hints.from_response({"retry-after": "7"}, None, now).retry_after == 7.0
