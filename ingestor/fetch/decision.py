@@ -211,6 +211,7 @@ def decide(
     rand: Random,
     link: PushLink = NO_PUSH,
     known: Validators | None = None,
+    scheduled: float | None = None,
 ) -> Decision:
     """The feed's state after this attempt, given what the broker made of the body.
 
@@ -220,6 +221,8 @@ def decide(
     body already recorded): a broker outage costs a re-fetch, never a lost body.
 
     ``known``: ``state.validators()``, when the caller has just unpacked them (no await since).
+    ``scheduled``: the due time a poll was started for; the next one keeps the feed's cadence
+    from it (``schedule.next_delay``).
     """
     timing = state.timing.copy()
     before = known or state.validators()
@@ -254,7 +257,8 @@ def decide(
         # else an earlier body again (the latest stays the latest), or a failure: nothing learnt
         timing.observe(outcome, now)
         hints = result.hints if outcome is not Outcome.ERROR else Hints()
-        delay = next_delay(policy.schedule, timing, outcome, hints, now, rand)
+        late = now - scheduled if scheduled is not None else 0.0
+        delay = next_delay(policy.schedule, timing, outcome, hints, now, rand, late)
         if policy.websub and outcome.success and link.active:  # pushed: polling is the fallback
             delay = max(delay, policy.push_poll_interval)
         due = now + delay

@@ -86,10 +86,12 @@ class Recorder:
         verdict: Verdict,
         link: PushLink = NO_PUSH,
         known: Validators | None = None,
+        scheduled: float | None = None,
     ) -> Decision:
-        """``known``: ``state.validators()``, when the caller has just unpacked them (no await since)."""
+        """``known``: ``state.validators()``, when the caller has just unpacked them (no await
+        since); ``scheduled``: the due time a poll was started for (see ``decide``)."""
         now = time.time()
-        decision = decide(state, result, verdict, self._policy, now, self._rand, link, known)
+        decision = decide(state, result, verdict, self._policy, now, self._rand, link, known, scheduled)
         apply(state, decision)
         if decision.reschedule:
             if state.paused:

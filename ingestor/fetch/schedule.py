@@ -11,6 +11,7 @@ ever going under their own floor.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -115,15 +116,41 @@ def _jittered(value: float, fraction: float, rand: Random) -> float:
 
 
 def next_delay(
-    policy: Policy, timing: FeedTiming, outcome: Outcome, hints: Hints, now: float, rand: Random
+    policy: Policy,
+    timing: FeedTiming,
+    outcome: Outcome,
+    hints: Hints,
+    now: float,
+    rand: Random,
+    late: float = 0.0,
 ) -> float:
-    """Seconds until the next fetch, given an outcome already ``observe``d by ``timing``."""
+    """Seconds until the next fetch, given an outcome already ``observe``d by ``timing``.
+
+    ``late``: how long after its due time this attempt ended (the wait for a slot, the fetch
+    itself).  A successful poll keeps its place in the feed's cadence: the next one is due an
+    interval after this one was *due*, not after it ended; if that slot is closer than the
+    feed's ``min_interval`` from now, the slot after it (its phase is kept, and a feed just
+    fetched loses no freshness by waiting for it).  Counted from the end instead, every late start and every
+    fetch's own duration would push all later fetches back for good: the feed would be polled
+    less often than asked, and after a catch-up (a restart after an outage) every feed would
+    stay where the catch-up put it, packed into the minutes it took, one burst per interval,
+    which the jitter spreads out only over many hours.  A server's own hint (Cache-Control,
+    Expires, <ttl>, Retry-After) and a failure's backoff still count from now: they are about
+    this response.
+    """
     if outcome.success:
         base = timing.effective_interval(now)
         widen = hints.widen_to()
+        widened = False
         if widen is not None:
-            base = max(base, min(widen, max(policy.max_interval, timing.interval)))
+            wanted = max(base, min(widen, max(policy.max_interval, timing.interval)))
+            widened, base = wanted > base, wanted
         delay = _jittered(base, policy.jitter, rand)
+        if late > 0 and not widened:
+            ahead = delay - late  # to the next slot of its cadence
+            if ahead < timing.min_interval:  # too close after this one: the slot after it
+                ahead += math.ceil((timing.min_interval - ahead) / delay) * delay
+            delay = ahead
     elif outcome is Outcome.PRODUCE_FAILED:
         delay = _jittered(timing.interval, policy.jitter, rand)
     else:

@@ -471,7 +471,7 @@ class FetchStage:
         """Run one fetch as a task; the dispatcher has counted it against its host already."""
         self._stats.started(due, now)
         feed_id = state.feed.id
-        task = asyncio.create_task(self._fetch_one(state), name=f"fetch:{feed_id}")
+        task = asyncio.create_task(self._fetch_one(state, due), name=f"fetch:{feed_id}")
         self._tasks.add(task)
         self._in_flight[feed_id] = task
 
@@ -489,8 +489,9 @@ class FetchStage:
         self._dispatcher.release(host)
         self._wake.set()
 
-    async def _fetch_one(self, state: FeedState) -> None:
-        """One poll: fetch, judge, produce a new body, record; never raises for a feed's sake."""
+    async def _fetch_one(self, state: FeedState, due: float | None = None) -> None:
+        """One poll: fetch, judge, produce a new body, record; never raises for a feed's sake.
+        ``due``: the time it was due (the next one keeps the feed's cadence from it)."""
         feed = state.feed
         try:
             etag, last_modified, _ = state.validators()
@@ -510,7 +511,7 @@ class FetchStage:
                 except Exception as exc:
                     verdict = verdict.refused(f"produce failed: {type(exc).__name__}: {exc}")
                     self._stats.last_produce_error = verdict.reason
-            await self._record(state, result, verdict, known)
+            await self._record(state, result, verdict, known, due)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug; the feed is still rescheduled, with backoff
@@ -522,8 +523,13 @@ class FetchStage:
             self._release(state.host)
 
     async def _record(
-        self, state: FeedState, result: FetchResult, verdict: Verdict, known: packed.Validators | None = None
+        self,
+        state: FeedState,
+        result: FetchResult,
+        verdict: Verdict,
+        known: packed.Validators | None = None,
+        due: float | None = None,
     ) -> None:
         """A poll's end: WebSub learns of the hub it names, then the shared recording path."""
         link = self._push.after_poll(state, result, verdict) if self._push is not None else NO_PUSH
-        await self._recorder.commit(state, result, verdict, link, known)
+        await self._recorder.commit(state, result, verdict, link, known, due)

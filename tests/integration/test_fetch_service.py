@@ -301,3 +301,20 @@ async def test_304s_are_summarised_failures_and_changes_keep_their_own_lines(
     summaries = [e for e in logs if e["event"] == "fetch_summary"]
     counted = sum(e["outcomes"].get("not_modified", 0) for e in summaries)
     assert counted == stage.health().outcomes["not_modified"] >= 3  # every 304 counted, once
+
+
+async def test_a_slow_feed_keeps_its_cadence(broker_address: str, server: FeedServer) -> None:
+    """Each poll takes 0.4 s of a 1 s interval: the next is due an interval after this one was
+    due, so polls start every second, not every 1.4 s (the feed polled less often than asked)."""
+    url = f"http://127.0.0.1:{server.port}/slow/1?s=0.4"
+    stage, _ = await stage_for(broker_address, [{"id": "slow", "url": url, "interval": 1.0}])
+    await stage.start()
+    try:
+        await until(lambda: attempts(stage, "slow") >= 6, timeout=20)
+    finally:
+        await stage.stop()
+    starts = [at for path, at in server.arrivals if path == "/slow/1"]
+    gaps = [b - a for a, b in zip(starts[1:], starts[2:], strict=False)]  # the first may be early
+    assert len(gaps) >= 4
+    assert sum(gaps) / len(gaps) < 1.15, gaps
+    assert min(gaps) > 0.5, gaps  # never sooner than its min_interval (0.25 s) after the last

@@ -7,6 +7,7 @@ network and no packet can leave loopback, whatever URL a test (or a redirect) na
 from __future__ import annotations
 
 import asyncio
+import time
 import socket
 import zlib
 from collections import Counter
@@ -71,6 +72,8 @@ class FeedServer:
     max_concurrent: int = 0
     #: the client's (address, port) of each request: how many connections the fetcher opened
     peers: list[tuple[str, int]] = field(default_factory=list)
+    #: (path, monotonic time) of each request as it arrived
+    arrivals: list[tuple[str, float]] = field(default_factory=list)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -78,6 +81,7 @@ class FeedServer:
         @web.middleware
         async def record(request: web.Request, handler):  # type: ignore[no-untyped-def]
             self.hits[request.path] += 1
+            self.arrivals.append((request.path, time.monotonic()))
             self.requests.append(request)
             self.peers.append(request.transport.get_extra_info("peername") if request.transport else None)
             return await handler(request)

@@ -147,6 +147,43 @@ def test_a_feed_taken_over_keeps_its_place_in_its_cadence() -> None:
     assert sorted(range(100), key=dues.__getitem__) == sorted(range(100), key=lambda i: saved[i] % 300)
 
 
+def test_a_late_success_keeps_its_place_in_the_cadence_never_closer_than_its_min_interval() -> None:
+    t = POLICY.timing_for(feed(interval=300))  # min_interval 75
+    ok = Outcome.NOT_MODIFIED
+    assert next_delay(POLICY, t, ok, Hints(), 0, MID) == 300
+    # the fetch's own time does not push the cadence back
+    assert next_delay(POLICY, t, ok, Hints(), 0, MID, late=0.4) == pytest.approx(299.6)
+    assert next_delay(POLICY, t, ok, Hints(), 0, MID, late=200) == 100
+    # its next slot is closer than its min_interval: the slot after it, not twice in a row
+    assert next_delay(POLICY, t, ok, Hints(), 0, MID, late=290) == 310
+    assert next_delay(POLICY, t, ok, Hints(), 0, MID, late=1000) == 200  # long overdue: the next slot ahead
+    # what is about this response still counts from now: a failure's backoff, a server's hints
+    assert next_delay(POLICY, t, Outcome.HTTP_5XX, Hints(), 0, MID, late=200) == 300
+    assert next_delay(POLICY, t, ok, Hints(max_age=900), 0, MID, late=200) == 900
+    assert next_delay(POLICY, t, ok, Hints(retry_after=250), 0, MID, late=200) == 250
+    assert next_delay(POLICY, t, ok, Hints(max_age=60), 0, MID, late=200) == 100  # narrower: no widening
+
+
+def test_after_a_catch_up_the_feeds_are_back_on_their_cadence_not_packed_into_it() -> None:
+    """Back after an outage, every feed is overdue; the stage fetches them as fast as it can,
+    here all 1,000 in 20 s.  The next round must be spread over the interval again, as before
+    the outage: counted from the end of each catch-up fetch it would be packed into those 20 s,
+    one burst per interval for hours (the 10% jitter spreads it only slowly)."""
+    now, interval = 100_000.0, 300.0
+    rng = random.Random(7)
+    slots = sorted(resume_due(now - 3600 - interval * rng.random(), interval, now) for _ in range(1000))
+    nexts = []
+    for i, slot in enumerate(slots):
+        t = POLICY.timing_for(feed(interval=interval))
+        ended = now + 20 * i / len(slots)
+        t.observe(Outcome.NOT_MODIFIED, ended)
+        delay = next_delay(POLICY, t, Outcome.NOT_MODIFIED, Hints(), ended, rng.random, ended - slot)
+        nexts.append(ended + delay)
+    assert max(nexts) - min(nexts) > 0.9 * interval
+    per_minute = [sum(1 for d in nexts if now + m * 60 <= d < now + (m + 1) * 60) for m in range(6)]
+    assert max(per_minute) < 2.5 * len(slots) * 60 / interval, per_minute  # no burst
+
+
 def test_due_queue_orders_moves_and_removes() -> None:
     q = DueQueue()
     q.schedule("a", 30)
