@@ -115,6 +115,19 @@ def _jittered(value: float, fraction: float, rand: Random) -> float:
     return value * (1.0 + fraction * (2.0 * rand() - 1.0))
 
 
+def _keep_cadence(delay: float, late: float, floor: float) -> float:
+    """Seconds to the next slot of a cadence of ``delay`` whose current slot was ``late``
+    seconds ago, at least ``floor`` from now.  Its next slot too close: far behind (a
+    catch-up), the first slot after it that is far enough, so that its phase is kept; a little
+    late (a floor near the interval), as close to its slot as the floor allows."""
+    ahead = delay - late
+    if ahead >= floor:
+        return ahead
+    if late > delay / 2:
+        return ahead + math.ceil((floor - ahead) / delay) * delay
+    return floor
+
+
 def next_delay(
     policy: Policy,
     timing: FeedTiming,
@@ -128,9 +141,9 @@ def next_delay(
 
     ``late``: how long after its due time this attempt ended (the wait for a slot, the fetch
     itself).  A successful poll keeps its place in the feed's cadence: the next one is due an
-    interval after this one was *due*, not after it ended; if that slot is closer than the
-    feed's ``min_interval`` from now, the slot after it (its phase is kept, and a feed just
-    fetched loses no freshness by waiting for it).  Counted from the end instead, every late start and every
+    interval after this one was *due*, not after it ended, and never sooner than the feed's
+    ``min_interval`` from now (``_keep_cadence``; a feed whose ``min_interval`` is its
+    interval is polled as before).  Counted from the end instead, every late start and every
     fetch's own duration would push all later fetches back for good: the feed would be polled
     less often than asked, and after a catch-up (a restart after an outage) every feed would
     stay where the catch-up put it, packed into the minutes it took, one burst per interval,
@@ -147,10 +160,7 @@ def next_delay(
             widened, base = wanted > base, wanted
         delay = _jittered(base, policy.jitter, rand)
         if late > 0 and not widened:
-            ahead = delay - late  # to the next slot of its cadence
-            if ahead < timing.min_interval:  # too close after this one: the slot after it
-                ahead += math.ceil((timing.min_interval - ahead) / delay) * delay
-            delay = ahead
+            delay = _keep_cadence(delay, late, min(timing.min_interval, delay))
     elif outcome is Outcome.PRODUCE_FAILED:
         delay = _jittered(timing.interval, policy.jitter, rand)
     else:

@@ -7,8 +7,8 @@ network and no packet can leave loopback, whatever URL a test (or a redirect) na
 from __future__ import annotations
 
 import asyncio
-import time
 import socket
+import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field

@@ -162,6 +162,13 @@ def test_a_late_success_keeps_its_place_in_the_cadence_never_closer_than_its_min
     assert next_delay(POLICY, t, ok, Hints(max_age=900), 0, MID, late=200) == 900
     assert next_delay(POLICY, t, ok, Hints(retry_after=250), 0, MID, late=200) == 250
     assert next_delay(POLICY, t, ok, Hints(max_age=60), 0, MID, late=200) == 100  # narrower: no widening
+    # a floor at the interval (the feed must not be polled more often): a little late is not
+    # made up for, and never turns into a skipped slot
+    t = POLICY.timing_for(feed(interval=300, min_interval=300))
+    assert next_delay(POLICY, t, ok, Hints(), 0, MID, late=5) == 300
+    up = lambda: 0.75  # noqa: E731 - jitter +5%: 315 s
+    assert next_delay(POLICY, t, ok, Hints(), 0, up, late=5) == 310
+    assert next_delay(POLICY, t, ok, Hints(), 0, up, late=40) == 300
 
 
 def test_after_a_catch_up_the_feeds_are_back_on_their_cadence_not_packed_into_it() -> None:
