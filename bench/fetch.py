@@ -17,12 +17,13 @@ listens: nothing leaves loopback) so the per-host cap and the connection budget 
 the wild.  One address would not do at a million feeds: every connection to one address and
 port needs its own local port, and the ~28,000 of the ephemeral range run out.  Feeds start
 warm: their definitions are on the feeds topic and their fetch state (validators, next due
-time spread over one interval from after the takeover (``seed``), last written over one
-``fetch.state_refresh`` before the window) on the fetch-state topic, as a running fetcher
-leaves them, so the window writes state records at a running fetcher's rate; the window starts
-after one interval, once every host has its connection.  Each fetch process runs as ``ingestor
-run`` runs it: ``fetch.event_loop`` (``--loop``, ``both`` measures asyncio and uvloop one
-after the other in the same run) and the raised GC threshold.
+time spread over one interval from after the takeover (``seed_state``, written again before
+each event loop's processes start), last written over one ``fetch.state_refresh`` before the
+window) on the fetch-state topic, as a running fetcher leaves them, so the window writes state
+records at a running fetcher's rate; the window starts after one interval, once every host
+has its connection.  Each fetch process runs as ``ingestor run`` runs it: ``fetch.event_loop``
+(``--loop``, ``both`` measures asyncio and uvloop one after the other in the same run) and the
+raised GC threshold.
 
 Prints, for each loop: fetches/s counted by the fetchers (into the broker) and by the server,
 CPU seconds per 1,000 fetches and RSS of all fetch processes, p99 lateness; then the bare
@@ -34,23 +35,24 @@ comparison with lemon24/reader (``pip install reader``; off by default).
 Sample output (2 cores, nothing else running; numbers on this kind of machine vary by up to 2×
 between runs and between machines):
 
-    100000 feeds, 5000 hosts, every 20s; 2 fetch processes; seeded the feeds and their state in 8s
-    [asyncio] fetches/s: 5046 by the fetchers (into the broker), 4981 answered by the server (target 5000)
-    [asyncio] CPU s per 1,000 fetches (all fetch processes): 0.25; RSS 130 + 131 = 261 MiB
-    [asyncio] p99 lateness (last 10k dispatches per process): 0.23 s
-    [uvloop] fetches/s: 4983 by the fetchers (into the broker), 4952 answered by the server (target 5000)
-    [uvloop] CPU s per 1,000 fetches (all fetch processes): 0.24; RSS 130 + 129 = 259 MiB
-    [uvloop] p99 lateness (last 10k dispatches per process): 0.07 s
-    bare aiohttp conditional-GET loop (1 process, 64 in flight): 14684/s (14778/s answered by the
-        server), 0.068 CPU s per 1,000
-    [asyncio] ratio, fetch stage / bare loop: 0.34 in fetches/s (goal >= 0.45) (kept up with the
-        5000/s asked: a floor; ask more to see the ceiling); 0.27 in CPU per fetch
-    ...
-    server capacity (2 bare loops at once, counted at the server): 26298 requests/s
+    100000 feeds, 5000 hosts, every 20s; 2 fetch processes; seeded the feeds and their state in 12s
+    [asyncio] the fetch processes took all feeds over; 0% of them were overdue by then
+    [asyncio] fetches/s: 5070 by the fetchers (into the broker), 4984 answered by the server (target 5000)
+    [asyncio] CPU s per 1,000 fetches (all fetch processes): 0.32; RSS 129 + 129 = 258 MiB (PSS, ...: 231 MiB)
+    [asyncio] p99 lateness (last 10k dispatches per process): 0.03 s
+    [asyncio] outcomes in the window: {'http_5xx': 835, 'not_modified': 97635, 'ok': 3034}
+    [uvloop] ... 5064 by the fetchers ... 0.32 ... p99 lateness ... 0.06 s
+    bare aiohttp conditional-GET loop (1 process, 64 in flight): 10061/s (10205/s answered by the
+        server), 0.099 CPU s per 1,000
+    [asyncio] ratio, fetch stage / bare loop: 0.50 in fetches/s (goal >= 0.45) (kept up with the
+        5000/s asked: a floor; ask more to see the ceiling); 0.31 in CPU per fetch
+    [uvloop] ratio, fetch stage / bare loop: 0.50 in fetches/s (goal >= 0.45) (kept up ...); 0.31 ...
+    server capacity (2 bare loops at once, counted at the server): 17200 requests/s
 
-That was a fast phase of a machine whose speed varies by up to 2× within the hour: the same
-command in a slow phase (bare loop 6,748/s) gave 4,337/s asyncio and 4,677/s uvloop, at
-0.36–0.39 CPU s per 1,000.  The stage does what ``--rate`` asks and no more, while the bare
+The machine's speed varies by up to 2× within the hour: the same command in a slow phase
+(bare loop 6,748/s) once gave 4,337/s asyncio and 4,677/s uvloop, at 0.36–0.39 CPU s per
+1,000; in a fast one the bare loop ran 14,684/s, so that a stage which kept up with the
+5,000/s asked showed only 0.34 of it.  The stage does what ``--rate`` asks and no more, while the bare
 loop runs flat out, so at a rate the stage keeps up with the ratio in fetches/s is only a
 floor. Its ceiling: ``--rate 10000 --loop asyncio`` gave 4,956 fetches/s into the broker (4,942
 answered by the server), ratio 0.51 against the bare loop of the same run (9,704/s); the two
@@ -294,18 +296,10 @@ def fetch_process(settings: Settings, loop: str, conn: multiprocessing.connectio
     run_loop(main(), loop)  # type: ignore[arg-type]
 
 
-async def seed(args: argparse.Namespace, connection: KafkaConnection, port: int) -> float:
-    """Definitions on the feeds topic, warm state on the fetch-state topic (as a fetcher leaves
-    it); returns when the first feed is due (their due times are spread over one interval from
-    then).
-
-    That is after the fetch processes will have taken the feeds over: writing the state takes
-    about as long as writing the definitions did, reading both back about as long again, and
-    starting the processes and joining the group some seconds more.  Due times spread from the
-    start of the seeding instead were mostly past by then: the state of a fetcher down for
-    longer than the interval, whose overdue feeds are all caught up at once, in the seconds
-    the fetchers take at full speed, and are due together again every interval after (the
-    bench's 5% jitter spreads them only slowly): lateness in the window came from that echo."""
+async def seed_feeds(
+    args: argparse.Namespace, connection: KafkaConnection, port: int
+) -> tuple[list[FeedConfig], float]:
+    """The definitions on the feeds topic; returns them and how long writing them took."""
     interval = args.feeds / args.rate
     hosts = max(1, args.feeds // args.feeds_per_host)
     feeds = [
@@ -315,7 +309,23 @@ async def seed(args: argparse.Namespace, connection: KafkaConnection, port: int)
     ]  # fmt: skip
     began = time.monotonic()
     await write_feeds(connection, "news.feeds", [(f.id, f) for f in feeds], placed={})  # a new topic
-    took = time.monotonic() - began
+    return feeds, time.monotonic() - began
+
+
+async def seed_state(
+    args: argparse.Namespace, connection: KafkaConnection, feeds: list[FeedConfig], took: float
+) -> float:
+    """Warm state on the fetch-state topic, as a running fetcher leaves it; returns when the
+    first feed is due (their due times are spread over one interval from then).  Written again
+    before each event loop's processes start, so that the second does not take over what the
+    first left when it stopped: the state of a fetcher down for longer than the interval.
+
+    The first due time is after the fetch processes will have taken the feeds over: writing the
+    state takes about as long as writing the definitions did (``took``), reading both back about
+    as long again, and starting the processes and joining the group some seconds more.  Due
+    times spread from the start of the seeding instead were mostly past by then, and the
+    window measured the round after a catch-up, not a running fetcher."""
+    interval = args.feeds / args.rate
     producer = await connection.start_producer()
     now, rand = time.time(), random.Random(7)
     first_due = now + 2 * took + TAKEOVER_SECONDS
@@ -479,15 +489,17 @@ async def run(args: argparse.Namespace) -> None:
         except OSError:
             await asyncio.sleep(0.1)
     started = time.monotonic()
-    first_due = await seed(args, connection, port)
+    feeds, took = await seed_feeds(args, connection, port)
+    first_due = await seed_state(args, connection, feeds, took)
     hosts = max(1, args.feeds // args.feeds_per_host)
     print(f"{args.feeds} feeds, {hosts} hosts, every {args.feeds / args.rate:.0f}s; {args.processes} fetch "
           f"processes; seeded the feeds and their state in {time.monotonic() - started:.0f}s")  # fmt: skip
     loops = ["asyncio", "uvloop"] if args.loop == "both" else [args.loop]
-    ours = {
-        loop: await measure_fetchers(args, address, port, answered, loop, first_due if n == 0 else None)
-        for n, loop in enumerate(loops)
-    }
+    ours = {}
+    for n, loop in enumerate(loops):
+        if n > 0:  # the state as a running fetcher leaves it, not as the previous loop's stop did
+            first_due = await seed_state(args, connection, feeds, took)
+        ours[loop] = await measure_fetchers(args, address, port, answered, loop, first_due)
     if args.bare_seconds > 0:
         rate, per, served = await bare_loops(args, port, answered, 1)
         print(f"bare aiohttp conditional-GET loop (1 process, {args.bare_concurrency} in flight): "
