@@ -27,7 +27,7 @@ from ingestor.fetch.feedstate import HISTORY, AttemptRecord, FeedState, utc
 from ingestor.fetch.hints import Hints
 from ingestor.fetch.outcome import Outcome, settle
 from ingestor.fetch.packed import Validators
-from ingestor.fetch.schedule import FeedTiming, Policy, next_delay
+from ingestor.fetch.schedule import FeedTiming, Policy, next_poll
 from ingestor.fetch.state import SavedState, SubscriptionState, due_for_saving, material_of
 from ingestor.fetch.websub_protocol import body_key, discover, remember, seen
 
@@ -139,6 +139,7 @@ class Decision:
     persist: bool = False  # whether writing ``record`` is worth a message (see ``due_for_saving``)
     material: int | None = field(default=None, repr=False)  # ``state.material`` of ``record``
     validators_changed: bool = True  # etag, last_modified or sha256 differ from the feed's
+    skipped: int = 0  # slots of the feed's cadence the next due time passes over (``next_poll``)
 
     @property
     def counter(self) -> str:
@@ -234,6 +235,7 @@ def decide(
             sha256 = result.sha256  # the replay window already holds it: claimed before the produce
         timing.observe(outcome, now)
         due = result.next_poll or now
+        skipped = 0
         attempt = AttemptRecord(
             at=result.received_at,
             outcome=outcome,
@@ -258,7 +260,7 @@ def decide(
         timing.observe(outcome, now)
         hints = result.hints if outcome is not Outcome.ERROR else Hints()
         late = now - scheduled if scheduled is not None else 0.0
-        delay = next_delay(policy.schedule, timing, outcome, hints, now, rand, late)
+        delay, skipped = next_poll(policy.schedule, timing, outcome, hints, now, rand, late)
         if policy.websub and outcome.success and link.active:  # pushed: polling is the fallback
             delay = max(delay, policy.push_poll_interval)
         due = now + delay
@@ -321,4 +323,5 @@ def decide(
         persist=persist,
         material=current,
         validators_changed=(etag, last_modified, sha256) != before,
+        skipped=skipped,
     )

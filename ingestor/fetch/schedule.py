@@ -115,17 +115,19 @@ def _jittered(value: float, fraction: float, rand: Random) -> float:
     return value * (1.0 + fraction * (2.0 * rand() - 1.0))
 
 
-def _keep_cadence(delay: float, late: float, floor: float) -> float:
-    """Seconds to the next slot of a cadence of ``delay`` whose current slot was ``late``
-    seconds ago, at least ``floor`` from now.  Its next slot too close: far behind (a
-    catch-up), the first slot after it that is far enough, so that its phase is kept; a little
-    late (a floor near the interval), as close to its slot as the floor allows."""
+def _keep_cadence(delay: float, late: float, floor: float) -> tuple[float, int]:
+    """(seconds to the next slot of a cadence of ``delay`` whose current slot was ``late``
+    seconds ago, at least ``floor`` from now; how many slots that passes over).  Its next slot
+    too close: far behind (a catch-up, an overload), the first slot after it that is far
+    enough, so that its phase is kept; a little late (a floor near the interval), as close to
+    its slot as the floor allows."""
     ahead = delay - late
     if ahead >= floor:
-        return ahead
+        return ahead, 0
     if late > delay / 2:
-        return ahead + math.ceil((floor - ahead) / delay) * delay
-    return floor
+        skipped = math.ceil((floor - ahead) / delay)
+        return ahead + skipped * delay, skipped
+    return floor, 0
 
 
 def next_delay(
@@ -137,7 +139,21 @@ def next_delay(
     rand: Random,
     late: float = 0.0,
 ) -> float:
-    """Seconds until the next fetch, given an outcome already ``observe``d by ``timing``.
+    """Seconds until the next fetch (``next_poll`` without the count of slots passed over)."""
+    return next_poll(policy, timing, outcome, hints, now, rand, late)[0]
+
+
+def next_poll(
+    policy: Policy,
+    timing: FeedTiming,
+    outcome: Outcome,
+    hints: Hints,
+    now: float,
+    rand: Random,
+    late: float = 0.0,
+) -> tuple[float, int]:
+    """(seconds until the next fetch, slots of its cadence passed over), given an outcome
+    already ``observe``d by ``timing``.
 
     ``late``: how long after its due time this attempt ended (the wait for a slot, the fetch
     itself).  A successful poll keeps its place in the feed's cadence: the next one is due an
@@ -149,8 +165,11 @@ def next_delay(
     stay where the catch-up put it, packed into the minutes it took, one burst per interval,
     which the jitter spreads out only over many hours.  A server's own hint (Cache-Control,
     Expires, <ttl>, Retry-After) and a failure's backoff still count from now: they are about
-    this response.
+    this response.  A slot passed over (a feed polled less often than asked: an overload, or
+    the round after a catch-up) is counted, so that it is not silent (``fetch_summary``,
+    ``ingestor_fetch_slots_skipped_total``).
     """
+    skipped = 0
     if outcome.success:
         base = timing.effective_interval(now)
         widen = hints.widen_to()
@@ -160,7 +179,7 @@ def next_delay(
             widened, base = wanted > base, wanted
         delay = _jittered(base, policy.jitter, rand)
         if late > 0 and not widened:
-            delay = _keep_cadence(delay, late, min(timing.min_interval, delay))
+            delay, skipped = _keep_cadence(delay, late, min(timing.min_interval, delay))
     elif outcome is Outcome.PRODUCE_FAILED:
         delay = _jittered(timing.interval, policy.jitter, rand)
     else:
@@ -173,7 +192,7 @@ def next_delay(
             delay = cap * (1.0 - fraction * rand())
     if hints.retry_after is not None:  # never sooner than asked, within reason
         delay = max(delay, min(hints.retry_after, policy.max_interval))
-    return max(delay, policy.floor)
+    return max(delay, policy.floor), skipped
 
 
 def first_delay(timing: FeedTiming, spread: float, rand: Random) -> float:

@@ -206,6 +206,7 @@ class FetchStage:
             release_free_memory()
 
     def _log_summary(self) -> None:
+        skipped = self._stats.window_skipped
         window = self._stats.take_window()
         if not window:
             return
@@ -218,6 +219,7 @@ class FetchStage:
             feeds=len(self._states),
             in_flight=len(self._tasks),
             lateness_p99_seconds=self._stats.lateness_p99(),
+            slots_skipped=skipped,
         )
 
     async def stop(self) -> None:

@@ -68,6 +68,10 @@ class StageStats:
         self.last_produce_error: str | None = None
         #: outcomes since the last ``fetch_summary`` line (see ``take_window``)
         self.window: Counter[str] = Counter()
+        #: slots of feeds' cadences passed over (polled less often than asked), since start and
+        #: since the last ``fetch_summary`` line
+        self.skipped = 0
+        self.window_skipped = 0
 
     def started(self, due: float, now: float) -> None:
         late = max(0.0, now - due)
@@ -82,10 +86,16 @@ class StageStats:
         counter = decision.counter
         self.outcomes[counter] += 1
         self.window[counter] += 1
+        if decision.skipped:
+            self.skipped += decision.skipped
+            self.window_skipped += decision.skipped
+            metrics.FETCH_SLOTS_SKIPPED.inc(decision.skipped)
 
     def take_window(self) -> Counter[str]:
-        """The outcomes counted since the last call, and a fresh window."""
+        """The outcomes counted since the last call, and a fresh window (slots skipped too:
+        ``window_skipped`` is read before this call)."""
         window, self.window = self.window, Counter()
+        self.window_skipped = 0
         return window
 
     def lateness_p99(self) -> float | None:

@@ -61,6 +61,12 @@ FETCH_DURATION = Histogram(
 FETCH_BYTES = Counter(
     "ingestor_fetch_bytes", "Body bytes read from feeds (after decompression).", registry=REGISTRY
 )
+FETCH_SLOTS_SKIPPED = Counter(
+    "ingestor_fetch_slots_skipped",
+    "Slots of feeds' cadences passed over: a poll so late that its next slot was too close, so it "
+    "waits for the one after (the fetcher is overloaded, or catching up after an outage).",
+    registry=REGISTRY,
+)
 FETCH_LATENESS = Histogram(
     "ingestor_fetch_schedule_lateness_seconds",
     "How long after its due time a feed's fetch actually started (concurrency caps, a busy loop).",

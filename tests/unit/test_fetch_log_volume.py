@@ -25,8 +25,8 @@ def test_quiet_outcomes_are_exactly_the_ones_where_nothing_happened() -> None:
 
 
 class _Decision:
-    def __init__(self, counter: str, via: str = "poll", produced: bool = False) -> None:
-        self.counter, self.via, self.produced = counter, via, produced
+    def __init__(self, counter: str, via: str = "poll", produced: bool = False, skipped: int = 0) -> None:
+        self.counter, self.via, self.produced, self.skipped = counter, via, produced, skipped
 
 
 def test_the_summary_window_counts_every_outcome_once_and_starts_afresh() -> None:
@@ -40,3 +40,13 @@ def test_the_summary_window_counts_every_outcome_once_and_starts_afresh() -> Non
     assert stats.take_window() == Counter({"not_modified": 3, "ok": 1, "push_ok": 1})
     assert stats.take_window() == Counter()
     assert stats.outcomes["not_modified"] == 3  # the totals since start are kept apart
+
+
+def test_slots_passed_over_are_counted_in_the_window_and_since_start() -> None:
+    stats = StageStats()
+    for decision in [_Decision("not_modified", skipped=1), _Decision("ok", skipped=2), _Decision("ok")]:
+        stats.count(decision)  # type: ignore[arg-type]
+    assert (stats.window_skipped, stats.skipped) == (3, 3)
+    stats.take_window()
+    stats.count(_Decision("not_modified", skipped=1))  # type: ignore[arg-type]
+    assert (stats.window_skipped, stats.skipped) == (1, 4)

@@ -10,7 +10,15 @@ import pytest
 from ingestor.config import FeedConfig
 from ingestor.fetch.hints import Hints
 from ingestor.fetch.outcome import Outcome
-from ingestor.fetch.schedule import DueQueue, FeedTiming, Policy, first_delay, next_delay, resume_due
+from ingestor.fetch.schedule import (
+    DueQueue,
+    FeedTiming,
+    Policy,
+    first_delay,
+    next_delay,
+    next_poll,
+    resume_due,
+)
 
 MID = lambda: 0.5  # noqa: E731 - no jitter: 2*0.5-1 == 0
 POLICY = Policy(default_interval=300, floor=1, max_interval=6 * 3600, max_backoff=6 * 3600, jitter=0.1)
@@ -169,6 +177,19 @@ def test_a_late_success_keeps_its_place_in_the_cadence_never_closer_than_its_min
     up = lambda: 0.75  # noqa: E731 - jitter +5%: 315 s
     assert next_delay(POLICY, t, ok, Hints(), 0, up, late=5) == 310
     assert next_delay(POLICY, t, ok, Hints(), 0, up, late=40) == 300
+
+
+def test_slots_passed_over_are_counted() -> None:
+    """Polled less often than asked must not be silent: each slot passed over is counted."""
+    t = POLICY.timing_for(feed(interval=300))  # min_interval 75
+    ok = Outcome.NOT_MODIFIED
+    assert next_poll(POLICY, t, ok, Hints(), 0, MID, late=0.4)[1] == 0
+    assert next_poll(POLICY, t, ok, Hints(), 0, MID, late=200) == (100, 0)
+    assert next_poll(POLICY, t, ok, Hints(), 0, MID, late=290) == (310, 1)  # the slot at +10 s
+    assert next_poll(POLICY, t, ok, Hints(), 0, MID, late=1000) == (200, 3)  # -700, -400, -100
+    assert next_poll(POLICY, t, Outcome.HTTP_5XX, Hints(), 0, MID, late=1000)[1] == 0  # backoff: none
+    t = POLICY.timing_for(feed(interval=300, min_interval=300))
+    assert next_poll(POLICY, t, ok, Hints(), 0, MID, late=5) == (300, 0)  # clamped, not passed over
 
 
 def test_after_a_catch_up_the_feeds_are_back_on_their_cadence_not_packed_into_it() -> None:
