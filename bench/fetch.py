@@ -289,7 +289,8 @@ def fetch_process(settings: Settings, loop: str, conn: multiprocessing.connectio
         while not conn.poll():
             health = stage.health()
             conn.send((health.feeds, health.fetches, health.produced, cpu_seconds(), rss_mib(),
-                       health.lateness_p99_seconds, health.outcomes, pss_mib()))  # fmt: skip
+                       health.lateness_p99_seconds, health.outcomes, pss_mib(),
+                       health.slots_skipped))  # fmt: skip
             await asyncio.sleep(1.0)
         await stage.stop()
 
@@ -417,7 +418,9 @@ async def measure_fetchers(
     print(f"[{loop}] CPU s per 1,000 fetches (all fetch processes): {per:.2f}; RSS "
           f"{' + '.join(f'{m:.0f}' for m in rss)} = {sum(rss):.0f} MiB{shared}")  # fmt: skip
     print(f"[{loop}] p99 lateness (last 10k dispatches per process): {max(p99):.2f} s" if p99 else "p99: n/a")
-    print(f"[{loop}] outcomes in the window: {dict(sorted(outcomes.items()))}")
+    skipped = sum(b[8] - a[8] for a, b in zip(first, last, strict=True))
+    print(f"[{loop}] outcomes in the window: {dict(sorted(outcomes.items()))}; "
+          f"slots passed over (a feed too late for its next one): {skipped}")  # fmt: skip
     return rate, per
 
 

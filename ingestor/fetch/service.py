@@ -425,6 +425,7 @@ class FetchStage:
             rebalances=self._registry.rebalances if self._registry is not None else 0,
             websub=self._push.hubs() if self._push is not None else {},
             articles_pending=self._articles.pending if self._articles is not None else None,
+            slots_skipped=self._stats.skipped,
         )
 
     def feed_status(self, feed_id: str) -> FeedStatus | None:

@@ -55,6 +55,7 @@ class FetchHealth:
     rebalances: int = 0
     websub: dict[str, HubStats] = field(default_factory=dict)  # per hub: pushed vs only polled
     articles_pending: int | None = None  # entries whose page is still wanted; None: no article fetcher
+    slots_skipped: int = 0  # slots of feeds' cadences passed over since start (``next_poll``)
 
 
 class StageStats:
