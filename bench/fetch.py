@@ -26,7 +26,9 @@ has its connection.  Each fetch process runs as ``ingestor run`` runs it: ``fetc
 raised GC threshold.
 
 Prints, for each loop: fetches/s counted by the fetchers (into the broker) and by the server,
-CPU seconds per 1,000 fetches and RSS of all fetch processes, p99 lateness; then the bare
+CPU seconds per 1,000 fetches and RSS of all fetch processes, p99 lateness, the outcomes and
+the slots of feeds' cadences passed over (feeds too late for their next slot: an overload);
+then the bare
 loop (one process, ``--bare-concurrency`` in flight, the same conditional GETs, nothing
 else) and the ratio; then the server alone under ``--capacity-clients`` bare loops at once,
 which shows it can serve more than the fetchers ask.  ``--reader-feeds N`` adds the
