@@ -223,7 +223,7 @@ def decide(
 
     ``known``: ``state.validators()``, when the caller has just unpacked them (no await since).
     ``scheduled``: the due time a poll was started for; the next one keeps the feed's cadence
-    from it (``schedule.next_delay``).
+    from it (``schedule.next_poll``).
     """
     timing = state.timing.copy()
     before = known or state.validators()
