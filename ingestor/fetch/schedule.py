@@ -130,19 +130,6 @@ def _keep_cadence(delay: float, late: float, floor: float) -> tuple[float, int]:
     return floor, 0
 
 
-def next_delay(
-    policy: Policy,
-    timing: FeedTiming,
-    outcome: Outcome,
-    hints: Hints,
-    now: float,
-    rand: Random,
-    late: float = 0.0,
-) -> float:
-    """Seconds until the next fetch (``next_poll`` without the count of slots passed over)."""
-    return next_poll(policy, timing, outcome, hints, now, rand, late)[0]
-
-
 def next_poll(
     policy: Policy,
     timing: FeedTiming,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -15,7 +16,6 @@ from ingestor.fetch.schedule import (
     FeedTiming,
     Policy,
     first_delay,
-    next_delay,
     next_poll,
     resume_due,
 )
@@ -26,6 +26,19 @@ POLICY = Policy(default_interval=300, floor=1, max_interval=6 * 3600, max_backof
 
 def feed(**kw: object) -> FeedConfig:
     return FeedConfig.model_validate({"id": "f", "url": "https://example.com/rss", **kw})
+
+
+def next_delay(
+    policy: Policy,
+    timing: FeedTiming,
+    outcome: Outcome,
+    hints: Hints,
+    now: float,
+    rand: Callable[[], float],
+    late: float = 0.0,
+) -> float:
+    """The delay alone, for the cases that are not about slots passed over."""
+    return next_poll(policy, timing, outcome, hints, now, rand, late)[0]
 
 
 def run(timing: FeedTiming, outcome: Outcome, now: float, hints: Hints | None = None, rand=MID) -> float:
